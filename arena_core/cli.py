@@ -1,0 +1,383 @@
+"""The `arena` command. argparse keeps `arena --help` fast: every subcommand imports what it needs.
+
+Exit codes: 0 success, 1 a run that finished with failed matches, 2 usage errors (bad config,
+unknown plugin, missing ledger), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_USAGE = 2
+
+
+def _ledger_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ledger", metavar="URL",
+                   help="ledger database URL (default: $ARENA_LEDGER or sqlite:///arena.db)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="arena", description="Tournaments for language-model debate and preference learning.")
+    parser.add_argument("--version", action="version", version="arena 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="schedule a tournament and play every match not done yet")
+    p.add_argument("config", help="tournament TOML file")
+    _ledger_arg(p)
+    p.add_argument("--retry-failed", action="store_true", help="play failed matches again too")
+    p.add_argument("--concurrency", type=int, help="override [tournament] concurrency")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the final summary line")
+
+    p = sub.add_parser("leaderboard", help="ratings of a pool (TrueSkill and Bradley-Terry)")
+    _ledger_arg(p)
+    p.add_argument("--pool", help="rating pool (default: the latest tournament's)")
+    p.add_argument("--format", choices=["table", "md", "csv", "json"], default="table")
+    p.add_argument("--out", help="write to this file instead of stdout")
+    p.add_argument("--no-bt", action="store_true", help="skip the Bradley-Terry fit")
+
+    p = sub.add_parser("matches", help="list matches")
+    _ledger_arg(p)
+    p.add_argument("--tournament")
+    p.add_argument("--status", choices=["pending", "done", "failed"])
+    p.add_argument("--player")
+    p.add_argument("--limit", type=int, default=50, help="at most this many rows (0: all)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+
+    p = sub.add_parser("show", help="one match: transcript and verdict")
+    _ledger_arg(p)
+    p.add_argument("match_id", help="a match id or a unique prefix of one")
+
+    p = sub.add_parser("plugins", help="every registered plugin, its origin and options")
+    p.add_argument("--kind", choices=["protocol", "agent", "judge", "learner", "dataset"])
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("export", help="matches with transcripts and verdicts as JSONL")
+    _ledger_arg(p)
+    p.add_argument("--tournament")
+    p.add_argument("--status", choices=["pending", "done", "failed"])
+    p.add_argument("--out", default="-", help="output file (default: stdout)")
+
+    p = sub.add_parser("ratings", help="rating maintenance")
+    rsub = p.add_subparsers(dest="ratings_command", metavar="ACTION", required=True)
+    r = rsub.add_parser("recompute", help="replay finished matches and rewrite a pool's ratings")
+    _ledger_arg(r)
+    r.add_argument("--pool", help="pool (default: every pool)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    from arena_core.errors import UsageError
+
+    try:
+        _load_dotenv()
+        return int(COMMANDS[args.command](args) or 0)
+    except UsageError as exc:
+        print(f"arena: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("arena: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _load_dotenv() -> None:
+    """API keys may live in ./.env; they are read into the environment, never written anywhere."""
+    if Path(".env").is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(".env", override=False)
+
+
+def _out(text: str, dest: str | None) -> None:
+    if dest and dest != "-":
+        Path(dest).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from arena_core.config import load_config
+    from arena_core.engine import Tournament
+    from arena_core.ledger import Ledger
+    from arena_core.plugins import get_plugin_manager, get_registry
+
+    registry = get_registry()
+    cfg = load_config(args.config, registry)
+    if args.concurrency is not None:
+        if args.concurrency < 1:
+            from arena_core.errors import UsageError
+
+            raise UsageError("--concurrency must be at least 1")
+        cfg.raw.tournament.concurrency = args.concurrency
+    tournament = Tournament(cfg, registry, source=Path(args.config).read_text(encoding="utf-8"))
+    ledger = Ledger(args.ledger)
+    hook = get_plugin_manager().hook
+    show_bar = not (args.no_progress or args.quiet) and sys.stderr.isatty()
+
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if show_bar:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("failed {task.fields[failed]}"),
+                       TextColumn("{task.fields[rate]:.0f}/s"), TimeElapsedColumn(),
+                       TimeRemainingColumn(), console=console)
+        task = bar.add_task(cfg.name, total=None, failed=0, rate=0.0)
+
+        def progress(s: Any) -> None:
+            bar.update(task, total=s.to_play, completed=s.done + s.failed, failed=s.failed,
+                       rate=s.rate)
+
+        bar.start()
+    else:
+        progress = None  # type: ignore[assignment]
+    try:
+        summary = asyncio.run(tournament.run(ledger, retry_failed=args.retry_failed,
+                                             progress=progress, hook=hook))
+    except KeyboardInterrupt:
+        counts = ledger.counts(cfg.name)
+        console.print(f"interrupted: {counts.get('done', 0)} done, {counts.get('failed', 0)} "
+                      f"failed, {counts.get('pending', 0)} pending; run the same command to "
+                      f"resume")
+        raise
+    finally:
+        if show_bar:
+            bar.stop()
+
+    from arena_core.reports import judge_stats, leaderboard
+
+    counts = ledger.counts(cfg.name)
+    line = (f"{cfg.name}: played {summary.done + summary.failed} of {summary.to_play} "
+            f"({summary.done} done, {summary.failed} failed) in {summary.wall:.2f}s "
+            f"({summary.rate:.0f} matches/s); ledger: {counts.get('done', 0)} done, "
+            f"{counts.get('failed', 0)} failed, {counts.get('pending', 0)} pending")
+    if args.quiet:
+        print(line)
+    else:
+        rows = leaderboard(ledger, cfg.pool)
+        _print_table(rows, title=f"Leaderboard — pool '{cfg.pool}'")
+        js = judge_stats(ledger, cfg.name)
+        if js.graded:
+            first = (f"; first speaker won {js.first_seat_wins:.1%} of decided matches"
+                     if js.first_seat_wins is not None else "")
+            print(f"Judge accuracy ({cfg.raw.judge.plugin}): {js.accuracy:.1%} "
+                  f"(95% CI {js.lower:.1%}–{js.upper:.1%}; {js.correct}/{js.graded} verdicts, "
+                  f"{js.undecided} undecided){first}")
+        print(line)
+        for err, n in sorted(summary.errors.items(), key=lambda kv: -kv[1])[:5]:
+            print(f"  failed: {n} x {err} (see `arena matches --status failed`)")
+        if counts.get("failed"):
+            print("  retry them with: arena run " + args.config + " --retry-failed")
+    return 1 if counts.get("failed") and summary.failed else 0
+
+
+def _print_table(rows: Sequence[Any], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from arena_core.reports import HEADERS, table_cells
+
+    t = Table(title=title)
+    for h in HEADERS[:-1]:
+        t.add_column(h, justify="left" if h == "player" else "right")
+    for cells in table_cells(rows):
+        t.add_row(*cells)
+    Console().print(t)
+
+
+def _default_pool(ledger: Any, pool: str | None) -> str:
+    from arena_core.errors import UsageError
+
+    if pool:
+        if pool not in ledger.pools():
+            from arena_core.errors import suggest
+
+            raise UsageError(f"no rating pool '{pool}' in {ledger.url}"
+                             f"{suggest(pool, ledger.pools())}")
+        return pool
+    tournaments = ledger.tournaments()
+    if not tournaments:
+        raise UsageError(f"the ledger {ledger.url} holds no tournament yet")
+    return tournaments[-1].pool
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from arena_core.ledger import Ledger
+    from arena_core.reports import leaderboard, to_csv, to_json, to_markdown
+
+    ledger = Ledger(args.ledger, create=False)
+    pool = _default_pool(ledger, args.pool)
+    rows = leaderboard(ledger, pool, bt=not args.no_bt)
+    if args.format == "table" and not args.out:
+        _print_table(rows, title=f"Leaderboard — pool '{pool}'")
+    elif args.format == "csv":
+        _out(to_csv(rows), args.out)
+    elif args.format == "json":
+        _out(to_json(rows, pool=pool), args.out)
+    else:
+        _out(to_markdown(rows), args.out)
+    return 0
+
+
+def cmd_matches(args: argparse.Namespace) -> int:
+    from arena_core.ledger import Ledger
+
+    ledger = Ledger(args.ledger, create=False)
+    if args.tournament:
+        ledger.tournament(args.tournament)
+    rows = ledger.matches(tournament=args.tournament, status=args.status, player=args.player,
+                          limit=args.limit or None)
+    if args.format == "json":
+        for m in rows:
+            print(json.dumps({"id": m.id, "tournament": m.tournament, "status": m.status,
+                              "item": m.item_id, "seats": m.seats, "attempts": m.attempts,
+                              "error": m.error}))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{len(rows)} match(es)")
+    for col in ("id", "tournament", "item", "seats", "status", "tries", "error"):
+        t.add_column(col, overflow="fold")
+    for m in rows:
+        seats = " vs ".join(f"{s}:{p}" for s, p in m.seats.items())
+        t.add_row(m.id[:12], m.tournament, m.item_id, seats, m.status, str(m.attempts),
+                  (m.error or "")[:80])
+    Console().print(t)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.panel import Panel
+
+    from arena_core.ledger import Ledger
+
+    ledger = Ledger(args.ledger, create=False)
+    m = ledger.get_match(args.match_id)
+    con = Console()
+    item = m.item
+    answers = "\n".join(
+        f"  {i + 1}. {escape(a)}" + ("  [green](gold)[/]" if i == item.get("gold") else "")
+        for i, a in enumerate(item["answers"]))
+    seats = ", ".join(f"{s} = {escape(p)} argues #{m.assignment.get(s, -1) + 1}"
+                      for s, p in m.seats.items())
+    con.print(Panel(f"[bold]{escape(item['question'])}[/]\n{answers}\n\n{seats}",
+                    title=f"match {m.id} · {m.tournament} · {m.protocol} · item {m.item_id} · "
+                          f"{m.status}"))
+    for t in ledger.turns(m.id):
+        who = f"{t.seat} ({t.player})" if t.player else t.seat
+        hidden = f" · visible to {', '.join(t.visible_to)}" if t.visible_to is not None else ""
+        con.print(Panel(escape(t.shown), title=f"round {t.round + 1} · {t.phase} · {escape(who)}"
+                        f"{hidden}", title_align="left"))
+    v = ledger.verdict(m.id)
+    if v is not None:
+        probs = ", ".join(f"{k}: {p:.2f}" for k, p in v.probs.items())
+        right = {True: "[green]correct[/]", False: "[red]wrong[/]", None: "ungraded"}[v.correct]
+        con.print(Panel(f"winner: {escape(str(v.winner))} (seat {v.winner_seat})  probs: {probs}"
+                        f"  {right}\n{escape(v.raw)}", title=f"verdict · {v.judge}"))
+    if m.error:
+        con.print(Panel(escape(m.traceback or m.error), title="error", style="red"))
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from arena_core.plugins import get_registry
+
+    registry = get_registry()
+    entries = [e for e in registry if not args.kind or e.kind == args.kind]
+    if args.json:
+        print(json.dumps([{"kind": e.kind, "name": e.name, "origin": e.origin,
+                           "summary": e.summary,
+                           "options": [{"name": n, "type": t, "default": d}
+                                       for n, t, d in e.describe_options()]}
+                          for e in entries], indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{len(entries)} plugin(s)")
+    for col in ("kind", "name", "origin", "options", "summary"):
+        t.add_column(col, overflow="fold")
+    for e in entries:
+        opts = ", ".join(f"{n}: {ty} = {d}" for n, ty, d in e.describe_options()) or "-"
+        t.add_row(e.kind, e.name, e.origin, opts, e.summary)
+    Console(width=max(160, Console().width)).print(t)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from arena_core.ledger import Ledger
+    from arena_core.reports import export_matches
+
+    ledger = Ledger(args.ledger, create=False)
+    if args.tournament:
+        ledger.tournament(args.tournament)
+    records = export_matches(ledger, tournament=args.tournament, status=args.status)
+    if args.out == "-":
+        for rec in records:
+            sys.stdout.write(json.dumps(rec, default=str) + "\n")
+        return 0
+    tmp = Path(args.out + ".tmp")
+    n = 0
+    with tmp.open("w", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec, default=str) + "\n")
+            n += 1
+    os.replace(tmp, args.out)  # never a half-written export
+    print(f"wrote {n} match(es) to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_ratings(args: argparse.Namespace) -> int:
+    from arena_core.ledger import Ledger
+    from arena_core.ratings import pool_settings, recompute
+
+    ledger = Ledger(args.ledger, create=False)
+    pools = [_default_pool(ledger, args.pool)] if args.pool else ledger.pools()
+    for pool in pools:
+        before = {r.player: (r.mu, r.sigma) for r in ledger.ratings(pool)}
+        book = recompute(ledger, pool, pool_settings(ledger, pool))
+        diff = max((abs(before.get(n, (0, 0))[0] - r.mu) + abs(before.get(n, (0, 0))[1] - r.sigma)
+                    for n, r in book.players.items()), default=0.0)
+        print(f"pool '{pool}': {len(book.players)} player(s) recomputed; largest change "
+              f"{diff:.6f}")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run, "leaderboard": cmd_leaderboard, "matches": cmd_matches, "show": cmd_show,
+    "plugins": cmd_plugins, "export": cmd_export, "ratings": cmd_ratings,
+}
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,260 @@
+"""The handle a protocol plays one match through.
+
+A protocol says who speaks and what each one sees; `Match` does the rest: per-call timeouts,
+retries with backoff, rejecting garbage responses, recording turns, and resolving the judge's
+decision into a verdict. Protocols therefore stay plain sequential async code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from arena_core.interfaces import Agent, Judge
+from arena_core.schedule import seed_for
+from arena_core.types import (
+    AnswerOption,
+    Decision,
+    Item,
+    JudgeView,
+    Message,
+    Observation,
+    Request,
+    Response,
+    Turn,
+    TurnView,
+    Verdict,
+)
+
+T = TypeVar("T")
+
+
+class GarbageError(ValueError):
+    """An agent or judge returned something that is not a valid answer."""
+
+
+class CallFailed(RuntimeError):
+    """A call still failed after every retry; the match fails with this error."""
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    timeout: float = 60.0
+    retries: int = 2
+    backoff: float = 0.5
+
+
+class Match:
+    """One match in flight. Seats are in speaking order; `players` maps seat -> player name."""
+
+    def __init__(self, *, match_id: str, protocol: str, item: Item, players: dict[str, str],
+                 assignment: dict[str, int], agents: dict[str, Agent], judge: Judge,
+                 judge_name: str, policy: CallPolicy, attempt: int = 0) -> None:
+        self.id = match_id
+        self.protocol = protocol
+        self.item = item
+        self.players = players
+        self.seats: tuple[str, ...] = tuple(players)
+        self.assignment = assignment
+        self.agents = agents
+        self.judge_plugin = judge
+        self.judge_name = judge_name
+        self.policy = policy
+        self.attempt = attempt
+        self.turns: list[Turn] = []
+        self.rng = random.Random(seed_for(match_id, attempt))
+        self.decision: Decision | None = None
+        self.view: JudgeView | None = None
+
+    # --- what participants see ------------------------------------------------------------------
+
+    def visible(self, seat: str | None) -> list[TurnView]:
+        """Turns `seat` may see (None: the judge), with their shown text."""
+        return [
+            TurnView(seat=t.seat, round=t.round, phase=t.phase, text=t.shown)
+            for t in self.turns
+            if t.visible_to is None or (seat is not None and seat in t.visible_to)
+        ]
+
+    def observation(self, seat: str, phase: str = "speech", *, round: int = 0,
+                    context: bool = True, max_words: int | None = None,
+                    transcript: Sequence[TurnView] | None = None) -> Observation:
+        """The structured view of `seat`; `context=False` hides the passage."""
+        mine = self.assignment.get(seat)
+        others = [a for s, a in self.assignment.items() if s != seat and a != mine]
+        if mine is not None and not others:
+            others = [i for i in range(len(self.item.answers)) if i != mine][:1]
+        return Observation(
+            seat=seat, phase=phase, round=round, question=self.item.question,
+            answers=list(self.item.answers), my_answer=mine,
+            opponent_answer=others[0] if others else None,
+            context=self.item.context if context else None,
+            transcript=list(self.visible(seat) if transcript is None else transcript),
+            max_words=max_words,
+        )
+
+    def request(self, seat: str, observation: Observation, messages: Sequence[Message],
+                **sampling: Any) -> Request:
+        """A request whose seed is fixed by (match, seat, turn number), so re-runs reproduce it."""
+        return Request(messages=list(messages), observation=observation,
+                       seed=seed_for(self.id, seat, len(self.turns), observation.phase),
+                       attempt=self.attempt, **sampling)
+
+    # --- calls ----------------------------------------------------------------------------------
+
+    async def _call(self, what: str, fn: Callable[[int], Awaitable[T]]) -> T:
+        """Run `fn(try_number)` under the timeout, retrying with exponential backoff."""
+        last: BaseException | None = None
+        for i in range(self.policy.retries + 1):
+            if i:
+                await asyncio.sleep(self.policy.backoff * 2 ** (i - 1))
+            try:
+                return await asyncio.wait_for(fn(i), self.policy.timeout)
+            except TimeoutError:
+                last = TimeoutError(f"{what} timed out after {self.policy.timeout:g}s")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                last = exc
+        raise CallFailed(f"{what} failed after {self.policy.retries + 1} tries: "
+                         f"{type(last).__name__}: {last}") from last
+
+    async def ask(self, seat: str, request: Request) -> Response:
+        """Call the seat's agent without recording a turn (best-of-n candidates, scratchpads)."""
+        agent = self.agents[seat]
+
+        async def once(i: int) -> Response:
+            req = request.model_copy(update={"attempt": self.attempt * 100 + i})
+            start = time.perf_counter()
+            out = await agent.respond([req])
+            resp = check_response(out, req)
+            if not resp.latency:
+                resp.latency = time.perf_counter() - start
+            return resp
+
+        return await self._call(f"agent of seat {seat} ({self.players[seat]})", once)
+
+    async def speak(self, seat: str, request: Request, *, phase: str = "speech", round: int = 0,
+                    shown: Callable[[str], tuple[str, dict[str, Any]]] | None = None,
+                    visible_to: list[str] | None = None, parent: int | None = None,
+                    branch: int = 0) -> Turn:
+        """Ask the seat's agent and record its turn.
+
+        `shown(text) -> (shown_text, meta)` transforms what others see (quote marking, say);
+        `visible_to` limits who sees it (a hidden scratchpad is visible to its author only).
+        """
+        resp = await self.ask(seat, request)
+        return self.record(seat, resp, phase=phase, round=round, shown=shown,
+                           visible_to=visible_to, parent=parent, branch=branch)
+
+    async def speak_together(self, requests: dict[str, Request], *, phase: str = "speech",
+                             round: int = 0,
+                             shown: Callable[[str], tuple[str, dict[str, Any]]] | None = None,
+                             visible_to_self: bool = False) -> list[Turn]:
+        """Simultaneous speeches: asked concurrently, recorded in seat order (so runs reproduce)."""
+        seats = list(requests)
+        resps = await asyncio.gather(*(self.ask(s, requests[s]) for s in seats))
+        return [self.record(s, r, phase=phase, round=round, shown=shown,
+                            visible_to=[s] if visible_to_self else None)
+                for s, r in zip(seats, resps, strict=True)]
+
+    def record(self, seat: str, resp: Response, *, phase: str = "speech", round: int = 0,
+               shown: Callable[[str], tuple[str, dict[str, Any]]] | None = None,
+               visible_to: list[str] | None = None, parent: int | None = None,
+               branch: int = 0) -> Turn:
+        """Append a turn from a response already in hand."""
+        text = resp.text
+        shown_text, meta = shown(text) if shown else (text, {})
+        turn = Turn(index=len(self.turns), seat=seat, player=self.players.get(seat), round=round,
+                    phase=phase, text=text, shown=shown_text, visible_to=visible_to,
+                    parent=parent, branch=branch, tokens=resp.tokens, latency=resp.latency,
+                    cost=resp.cost, meta={**resp.meta, **meta})
+        self.turns.append(turn)
+        return turn
+
+    def judge_view(self, options: Sequence[AnswerOption] | None = None) -> JudgeView:
+        """The judge's view: question, labelled answers (A, B ... in seat order), visible turns."""
+        if options is None:
+            options = default_options(self.item, self.assignment)
+        return JudgeView(protocol=self.protocol, question=self.item.question,
+                         options=list(options), transcript=self.visible(None), item_id=self.item.id,
+                         seed=seed_for(self.id, "judge"), attempt=self.attempt)
+
+    async def decide(self, view: JudgeView | None = None) -> Decision:
+        """Ask the judge; the decision is kept and later resolved into the match's verdict."""
+        view = view or self.judge_view()
+
+        async def once(i: int) -> Decision:
+            v = view.model_copy(update={"attempt": self.attempt * 100 + i})
+            return check_decision(await self.judge_plugin.decide(v), v)
+
+        self.decision = await self._call(f"judge ({self.judge_name})", once)
+        self.view = view
+        return self.decision
+
+    def verdict(self) -> Verdict:
+        if self.decision is None or self.view is None:
+            raise RuntimeError(f"protocol {self.protocol!r} finished without asking the judge")
+        return resolve(self.decision, self.view, self.item, self.judge_name)
+
+
+def default_options(item: Item, assignment: dict[str, int]) -> list[AnswerOption]:
+    """One option per argued answer, labelled A, B ... in seat order; unargued answers follow."""
+    opts: list[AnswerOption] = []
+    used: set[int] = set()
+    for seat, idx in assignment.items():
+        if idx not in used:
+            opts.append(AnswerOption(label="", text=item.answers[idx], index=idx, seat=seat))
+            used.add(idx)
+    if len(opts) < 2:
+        good, bad = item.debate_pair()
+        for idx in (good, bad):
+            if idx not in used:
+                opts.append(AnswerOption(label="", text=item.answers[idx], index=idx))
+                used.add(idx)
+    for i, opt in enumerate(opts):
+        opt.label = chr(ord("A") + i)
+    return opts
+
+
+def check_response(out: Any, request: Request) -> Response:
+    if not isinstance(out, list) or len(out) != 1 or not isinstance(out[0], Response):
+        raise GarbageError(f"agent returned {type(out).__name__}, expected a list of 1 Response")
+    resp = out[0]
+    if len(resp.texts) != request.n or not all(isinstance(t, str) and t.strip()
+                                               for t in resp.texts):
+        raise GarbageError(f"agent returned {len(resp.texts)} text(s), some empty; "
+                           f"expected {request.n} non-empty")
+    return resp
+
+
+def check_decision(decision: Any, view: JudgeView) -> Decision:
+    if not isinstance(decision, Decision):
+        raise GarbageError(f"judge returned {type(decision).__name__}, expected a Decision")
+    p = decision.probs
+    if len(p) != len(view.options) or not all(math.isfinite(x) and x >= 0 for x in p) or sum(
+            p) <= 0:
+        raise GarbageError(f"judge returned probabilities {p!r} for {len(view.options)} options")
+    return decision
+
+
+def resolve(decision: Decision, view: JudgeView, item: Item, judge: str) -> Verdict:
+    total = sum(decision.probs)
+    probs = [p / total for p in decision.probs]
+    ranked = sorted(range(len(probs)), key=lambda i: probs[i], reverse=True)
+    top = ranked[0]
+    undecided = len(ranked) > 1 and abs(probs[top] - probs[ranked[1]]) < 1e-9
+    chosen = None if undecided else view.options[top]
+    return Verdict(
+        judge=judge,
+        probs={o.label: p for o, p in zip(view.options, probs, strict=True)},
+        chosen=chosen.label if chosen else None,
+        winner=chosen.seat if chosen else None,
+        correct=None if item.gold is None else (chosen is not None and chosen.index == item.gold),
+        raw=decision.raw, confidence=decision.confidence, meta=decision.meta,
+    )

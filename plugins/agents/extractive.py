@@ -1,0 +1,81 @@
+"""The extractive debater: a real model-free player that argues by quoting the passage.
+
+It ranks passage sentences by how well they support its own answer (content words shared with the
+answer, then the question) and how little they support the other side, and quotes the best ones it
+has not quoted yet. With `temperature` > 0 it samples among good sentences instead (for branching
+and best-of-n protocols).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from arena_core.interfaces import Agent
+from arena_core.types import Observation, Request, Response
+from arena_plugins.text import content_words, sentences
+
+
+class ExtractiveOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_quotes: int = Field(2, ge=1, le=20, description="quotes per speech")
+    answer_weight: float = Field(2.0, description="weight of words shared with own answer")
+    question_weight: float = Field(0.5, description="weight of words shared with the question")
+    opponent_weight: float = Field(1.0, description="penalty for words shared with the other answer")
+    temperature: float = Field(0.0, ge=0, description="0: always the best sentences; >0: sample")
+
+
+class ExtractiveAgent(Agent):
+    """Quotes the passage sentences that best support its assigned answer."""
+
+    def __init__(self, options: ExtractiveOptions) -> None:
+        self.opts = options
+
+    def _scores(self, obs: Observation, sents: list[str]) -> list[float]:
+        mine = content_words(obs.answers[obs.my_answer]) if obs.my_answer is not None else frozenset()
+        theirs = (content_words(obs.answers[obs.opponent_answer])
+                  if obs.opponent_answer is not None else frozenset())
+        question = content_words(obs.question)
+        o = self.opts
+        out = []
+        for s in sents:
+            w = content_words(s)
+            out.append(o.answer_weight * len(w & mine) + o.question_weight * len(w & question)
+                       - o.opponent_weight * len(w & (theirs - mine)))
+        return out
+
+    def speech(self, obs: Observation, rng: random.Random) -> str:
+        answer = obs.answers[obs.my_answer] if obs.my_answer is not None else "my answer"
+        sents = sentences(obs.context or "")
+        said = " ".join(t.text for t in obs.transcript if t.seat == obs.seat)
+        fresh = [i for i, s in enumerate(sents) if s not in said] or list(range(len(sents)))
+        scores = self._scores(obs, sents)
+        chosen: list[int] = []
+        pool = list(fresh)
+        for _ in range(min(self.opts.max_quotes, len(pool))):
+            if self.opts.temperature > 0:
+                top = max(scores[i] for i in pool)
+                weights = [math.exp((scores[i] - top) / self.opts.temperature) for i in pool]
+                pick = rng.choices(pool, weights)[0]
+            else:
+                pick = max(pool, key=lambda i: (scores[i], -i))
+            chosen.append(pick)
+            pool.remove(pick)
+        lead = "I argue" if obs.round == 0 else "My case stands"
+        parts = [f"{lead} that the answer is: {answer}."]
+        for i in sorted(chosen):
+            parts.append(f"The passage says <quote>{sents[i]}</quote>")
+        if not chosen:
+            parts.append("The passage is not available to me.")
+        return " ".join(parts)
+
+    async def respond(self, requests: Sequence[Request]) -> list[Response]:
+        out = []
+        for r in requests:
+            rng = random.Random(r.seed)
+            out.append(Response(texts=[self.speech(r.observation, rng) for _ in range(r.n)]))
+        return out

@@ -1,0 +1,43 @@
+"""Registers the built-in model-free agents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arena_core.hookspecs import hookimpl
+from arena_core.registry import Registry
+from arena_plugins.agents import extractive, fake
+
+
+def deterministic(options: fake.DeterministicOptions) -> Any:
+    """A fixed template reply, no quotes."""
+    return fake.DeterministicAgent(options)
+
+
+def random_agent(options: fake.RandomOptions) -> Any:
+    """Quotes random passage sentences; can fabricate quotes."""
+    return fake.RandomAgent(options)
+
+
+def scripted(options: fake.ScriptedOptions) -> Any:
+    """Replies from a list or a file, in order."""
+    return fake.ScriptedAgent(options)
+
+
+def faulty(options: fake.FaultyOptions) -> Any:
+    """Raises, hangs or returns garbage at configured rates (for tests)."""
+    return fake.FaultyAgent(options)
+
+
+def extractive_agent(options: extractive.ExtractiveOptions) -> Any:
+    """Quotes the passage sentences that best support its answer (a real model-free debater)."""
+    return extractive.ExtractiveAgent(options)
+
+
+@hookimpl
+def arena_register(registry: Registry) -> None:
+    registry.add("agent", "deterministic", deterministic, fake.DeterministicOptions)
+    registry.add("agent", "random", random_agent, fake.RandomOptions)
+    registry.add("agent", "scripted", scripted, fake.ScriptedOptions)
+    registry.add("agent", "faulty", faulty, fake.FaultyOptions)
+    registry.add("agent", "extractive", extractive_agent, extractive.ExtractiveOptions)
