@@ -29,6 +29,7 @@ class DeterministicOptions(BaseModel):
 
     text: str = Field("I maintain that the answer is: {answer}.",
                       description="reply template; {answer} {question} {seat} {round}")
+    delay: float = Field(0.0, ge=0, description="seconds to wait per call (a latency-bound backend)")
 
 
 class DeterministicAgent(Agent):
@@ -38,6 +39,8 @@ class DeterministicAgent(Agent):
         self.opts = options
 
     async def respond(self, requests: Sequence[Request]) -> list[Response]:
+        if self.opts.delay:
+            await asyncio.sleep(self.opts.delay)
         return [Response(texts=[fill(self.opts.text, r.observation)] * r.n) for r in requests]
 
 
