@@ -18,13 +18,17 @@ EXIT_USAGE = 2
 
 
 def _ledger_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ledger", metavar="URL",
-                   help="ledger database URL (default: $ARENA_LEDGER or sqlite:///arena.db)")
+    p.add_argument(
+        "--ledger",
+        metavar="URL",
+        help="ledger database URL (default: $ARENA_LEDGER or sqlite:///arena.db)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="arena", description="Tournaments for language-model debate and preference learning.")
+        prog="arena", description="Tournaments for language-model debate and preference learning."
+    )
     parser.add_argument("--version", action="version", version="arena 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -146,39 +150,51 @@ def cmd_run(args: argparse.Namespace) -> int:
             TimeRemainingColumn,
         )
 
-        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("failed {task.fields[failed]}"),
-                       TextColumn("{task.fields[rate]:.0f}/s"), TimeElapsedColumn(),
-                       TimeRemainingColumn(), console=console)
+        bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("failed {task.fields[failed]}"),
+            TextColumn("{task.fields[rate]:.0f}/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
         task = bar.add_task(cfg.name, total=None, failed=0, rate=0.0)
 
         def progress(s: Any) -> None:
-            bar.update(task, total=s.to_play, completed=s.done + s.failed, failed=s.failed,
-                       rate=s.rate)
+            bar.update(
+                task, total=s.to_play, completed=s.done + s.failed, failed=s.failed, rate=s.rate
+            )
 
         bar.start()
     else:
         progress = None  # type: ignore[assignment]
     try:
-        summary = asyncio.run(tournament.run(ledger, retry_failed=args.retry_failed,
-                                             progress=progress, hook=hook))
+        summary = asyncio.run(
+            tournament.run(ledger, retry_failed=args.retry_failed, progress=progress, hook=hook)
+        )
     except KeyboardInterrupt:
         counts = ledger.counts(cfg.name)
-        console.print(f"interrupted: {counts.get('done', 0)} done, {counts.get('failed', 0)} "
-                      f"failed, {counts.get('pending', 0)} pending; run the same command to "
-                      f"resume")
+        console.print(
+            f"interrupted: {counts.get('done', 0)} done, {counts.get('failed', 0)} "
+            f"failed, {counts.get('pending', 0)} pending; run the same command to "
+            f"resume"
+        )
         raise
     finally:
         if show_bar:
             bar.stop()
 
-    from arena_core.reports import judge_stats, leaderboard
+    from arena_core.reports import judge_accuracy_by_matchup, judge_stats, leaderboard
 
     counts = ledger.counts(cfg.name)
-    line = (f"{cfg.name}: played {summary.done + summary.failed} of {summary.to_play} "
-            f"({summary.done} done, {summary.failed} failed) in {summary.wall:.2f}s "
-            f"({summary.rate:.0f} matches/s); ledger: {counts.get('done', 0)} done, "
-            f"{counts.get('failed', 0)} failed, {counts.get('pending', 0)} pending")
+    line = (
+        f"{cfg.name}: played {summary.done + summary.failed} of {summary.to_play} "
+        f"({summary.done} done, {summary.failed} failed) in {summary.wall:.2f}s "
+        f"({summary.rate:.0f} matches/s); ledger: {counts.get('done', 0)} done, "
+        f"{counts.get('failed', 0)} failed, {counts.get('pending', 0)} pending"
+    )
     if args.quiet:
         print(line)
     else:
@@ -186,11 +202,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_table(rows, title=f"Leaderboard — pool '{cfg.pool}'")
         js = judge_stats(ledger, cfg.name)
         if js.graded:
-            first = (f"; first speaker won {js.first_seat_wins:.1%} of decided matches"
-                     if js.first_seat_wins is not None else "")
-            print(f"Judge accuracy ({cfg.raw.judge.plugin}): {js.accuracy:.1%} "
-                  f"(95% CI {js.lower:.1%}–{js.upper:.1%}; {js.correct}/{js.graded} verdicts, "
-                  f"{js.undecided} undecided){first}")
+            first = (
+                f"; first speaker won {js.first_seat_wins:.1%} of decided matches"
+                if js.first_seat_wins is not None
+                else ""
+            )
+            print(
+                f"Judge accuracy ({cfg.raw.judge.plugin}): {js.accuracy:.1%} "
+                f"(95% CI {js.lower:.1%}–{js.upper:.1%}; {js.correct}/{js.graded} verdicts, "
+                f"{js.undecided} undecided){first}"
+            )
+            by = judge_accuracy_by_matchup(ledger, cfg.name)
+            if len(by) > 1:
+                print(
+                    "  by matchup: "
+                    + "; ".join(
+                        f"{' vs '.join(g['players'])} {g['accuracy']:.1%} "
+                        f"[{g['lower']:.0%}–{g['upper']:.0%}]"
+                        for g in by
+                    )
+                )
         print(line)
         for err, n in sorted(summary.errors.items(), key=lambda kv: -kv[1])[:5]:
             print(f"  failed: {n} x {err} (see `arena matches --status failed`)")
@@ -220,8 +251,9 @@ def _default_pool(ledger: Any, pool: str | None) -> str:
         if pool not in ledger.pools():
             from arena_core.errors import suggest
 
-            raise UsageError(f"no rating pool '{pool}' in {ledger.url}"
-                             f"{suggest(pool, ledger.pools())}")
+            raise UsageError(
+                f"no rating pool '{pool}' in {ledger.url}{suggest(pool, ledger.pools())}"
+            )
         return pool
     tournaments = ledger.tournaments()
     if not tournaments:
@@ -253,13 +285,24 @@ def cmd_matches(args: argparse.Namespace) -> int:
     ledger = Ledger(args.ledger, create=False)
     if args.tournament:
         ledger.tournament(args.tournament)
-    rows = ledger.matches(tournament=args.tournament, status=args.status, player=args.player,
-                          limit=args.limit or None)
+    rows = ledger.matches(
+        tournament=args.tournament, status=args.status, player=args.player, limit=args.limit or None
+    )
     if args.format == "json":
         for m in rows:
-            print(json.dumps({"id": m.id, "tournament": m.tournament, "status": m.status,
-                              "item": m.item_id, "seats": m.seats, "attempts": m.attempts,
-                              "error": m.error}))
+            print(
+                json.dumps(
+                    {
+                        "id": m.id,
+                        "tournament": m.tournament,
+                        "status": m.status,
+                        "item": m.item_id,
+                        "seats": m.seats,
+                        "attempts": m.attempts,
+                        "error": m.error,
+                    }
+                )
+            )
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -269,8 +312,15 @@ def cmd_matches(args: argparse.Namespace) -> int:
         t.add_column(col, overflow="fold")
     for m in rows:
         seats = " vs ".join(f"{s}:{p}" for s, p in m.seats.items())
-        t.add_row(m.id[:12], m.tournament, m.item_id, seats, m.status, str(m.attempts),
-                  (m.error or "")[:80])
+        t.add_row(
+            m.id[:12],
+            m.tournament,
+            m.item_id,
+            seats,
+            m.status,
+            str(m.attempts),
+            (m.error or "")[:80],
+        )
     Console().print(t)
     return 0
 
@@ -288,23 +338,38 @@ def cmd_show(args: argparse.Namespace) -> int:
     item = m.item
     answers = "\n".join(
         f"  {i + 1}. {escape(a)}" + ("  [green](gold)[/]" if i == item.get("gold") else "")
-        for i, a in enumerate(item["answers"]))
-    seats = ", ".join(f"{s} = {escape(p)} argues #{m.assignment.get(s, -1) + 1}"
-                      for s, p in m.seats.items())
-    con.print(Panel(f"[bold]{escape(item['question'])}[/]\n{answers}\n\n{seats}",
-                    title=f"match {m.id} · {m.tournament} · {m.protocol} · item {m.item_id} · "
-                          f"{m.status}"))
+        for i, a in enumerate(item["answers"])
+    )
+    seats = ", ".join(
+        f"{s} = {escape(p)} argues #{m.assignment.get(s, -1) + 1}" for s, p in m.seats.items()
+    )
+    con.print(
+        Panel(
+            f"[bold]{escape(item['question'])}[/]\n{answers}\n\n{seats}",
+            title=f"match {m.id} · {m.tournament} · {m.protocol} · item {m.item_id} · {m.status}",
+        )
+    )
     for t in ledger.turns(m.id):
         who = f"{t.seat} ({t.player})" if t.player else t.seat
         hidden = f" · visible to {', '.join(t.visible_to)}" if t.visible_to is not None else ""
-        con.print(Panel(escape(t.shown), title=f"round {t.round + 1} · {t.phase} · {escape(who)}"
-                        f"{hidden}", title_align="left"))
+        con.print(
+            Panel(
+                escape(t.shown),
+                title=f"round {t.round + 1} · {t.phase} · {escape(who)}{hidden}",
+                title_align="left",
+            )
+        )
     v = ledger.verdict(m.id)
     if v is not None:
         probs = ", ".join(f"{k}: {p:.2f}" for k, p in v.probs.items())
         right = {True: "[green]correct[/]", False: "[red]wrong[/]", None: "ungraded"}[v.correct]
-        con.print(Panel(f"winner: {escape(str(v.winner))} (seat {v.winner_seat})  probs: {probs}"
-                        f"  {right}\n{escape(v.raw)}", title=f"verdict · {v.judge}"))
+        con.print(
+            Panel(
+                f"winner: {escape(str(v.winner))} (seat {v.winner_seat})  probs: {probs}"
+                f"  {right}\n{escape(v.raw)}",
+                title=f"verdict · {v.judge}",
+            )
+        )
     if m.error:
         con.print(Panel(escape(m.traceback or m.error), title="error", style="red"))
     return 0
@@ -316,11 +381,23 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     registry = get_registry()
     entries = [e for e in registry if not args.kind or e.kind == args.kind]
     if args.json:
-        print(json.dumps([{"kind": e.kind, "name": e.name, "origin": e.origin,
-                           "summary": e.summary,
-                           "options": [{"name": n, "type": t, "default": d}
-                                       for n, t, d in e.describe_options()]}
-                          for e in entries], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "kind": e.kind,
+                        "name": e.name,
+                        "origin": e.origin,
+                        "summary": e.summary,
+                        "options": [
+                            {"name": n, "type": t, "default": d} for n, t, d in e.describe_options()
+                        ],
+                    }
+                    for e in entries
+                ],
+                indent=2,
+            )
+        )
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -367,16 +444,25 @@ def cmd_ratings(args: argparse.Namespace) -> int:
     for pool in pools:
         before = {r.player: (r.mu, r.sigma) for r in ledger.ratings(pool)}
         book = recompute(ledger, pool, pool_settings(ledger, pool))
-        diff = max((abs(before.get(n, (0, 0))[0] - r.mu) + abs(before.get(n, (0, 0))[1] - r.sigma)
-                    for n, r in book.players.items()), default=0.0)
-        print(f"pool '{pool}': {len(book.players)} player(s) recomputed; largest change "
-              f"{diff:.6f}")
+        diff = max(
+            (
+                abs(before.get(n, (0, 0))[0] - r.mu) + abs(before.get(n, (0, 0))[1] - r.sigma)
+                for n, r in book.players.items()
+            ),
+            default=0.0,
+        )
+        print(f"pool '{pool}': {len(book.players)} player(s) recomputed; largest change {diff:.6f}")
     return 0
 
 
 COMMANDS = {
-    "run": cmd_run, "leaderboard": cmd_leaderboard, "matches": cmd_matches, "show": cmd_show,
-    "plugins": cmd_plugins, "export": cmd_export, "ratings": cmd_ratings,
+    "run": cmd_run,
+    "leaderboard": cmd_leaderboard,
+    "matches": cmd_matches,
+    "show": cmd_show,
+    "plugins": cmd_plugins,
+    "export": cmd_export,
+    "ratings": cmd_ratings,
 }
 
 if __name__ == "__main__":

@@ -98,20 +98,30 @@ class TournamentConfig(BaseModel):
         return self.raw.ratings.pool or self.raw.tournament.name
 
     def identity(self) -> dict[str, Any]:
-        """What decides the matches' outcomes; `limit`, concurrency and retries may change freely."""
+        """What decides match outcomes; `limit`, concurrency and retries may change freely."""
         r = self.raw
         return {
             "protocol": r.tournament.protocol,
             "protocol_options": self.protocol_options.model_dump(mode="json"),
             "seed": r.tournament.seed,
-            "dataset": {"plugin": r.dataset.plugin, "split": r.dataset.split,
-                        "shuffle": r.dataset.shuffle,
-                        "options": self.dataset_options.model_dump(mode="json")},
-            "judge": {"plugin": r.judge.plugin,
-                      "options": self.judge_options.model_dump(mode="json")},
-            "players": [{"name": p.name, "agent": p.agent,
-                         "options": self.player_options[p.name].model_dump(mode="json")}
-                        for p in r.players],
+            "dataset": {
+                "plugin": r.dataset.plugin,
+                "split": r.dataset.split,
+                "shuffle": r.dataset.shuffle,
+                "options": self.dataset_options.model_dump(mode="json"),
+            },
+            "judge": {
+                "plugin": r.judge.plugin,
+                "options": self.judge_options.model_dump(mode="json"),
+            },
+            "players": [
+                {
+                    "name": p.name,
+                    "agent": p.agent,
+                    "options": self.player_options[p.name].model_dump(mode="json"),
+                }
+                for p in r.players
+            ],
             "schedule": r.schedule.model_dump(mode="json"),
             "ratings": r.ratings.model_dump(mode="json"),
         }
@@ -141,11 +151,14 @@ def _section_error(exc: ValidationError, data: dict[str, Any], file: str) -> Con
     loc = list(err["loc"])
     if err["type"] == "extra_forbidden" and len(loc) == 1:
         bad = str(loc[0])
-        return ConfigError(f"unknown table [{bad}]{suggest(bad, RawConfig.model_fields)}",
-                           file=file)
+        return ConfigError(
+            f"unknown table [{bad}]{suggest(bad, RawConfig.model_fields)}", file=file
+        )
     table = str(loc.pop(0)) if loc else None
     entry = None
-    model: Any = RawConfig.model_fields[table].annotation if table in RawConfig.model_fields else None
+    model: Any = (
+        RawConfig.model_fields[table].annotation if table in RawConfig.model_fields else None
+    )
     if table == "players" and loc and isinstance(loc[0], int):
         idx = int(loc.pop(0))
         players = data.get("players") or []
@@ -159,10 +172,12 @@ def _section_error(exc: ValidationError, data: dict[str, Any], file: str) -> Con
         return ConfigError("required key is missing", file=file, table=table, key=key, entry=entry)
     if err["type"] == "extra_forbidden":
         valid = list(getattr(model, "model_fields", {}))
-        return ConfigError(f"unknown key{suggest(str(key), valid)}", file=file, table=table,
-                           key=key, entry=entry)
-    return ConfigError(f"{err['msg']} (got {err.get('input')!r})", file=file, table=table, key=key,
-                       entry=entry)
+        return ConfigError(
+            f"unknown key{suggest(str(key), valid)}", file=file, table=table, key=key, entry=entry
+        )
+    return ConfigError(
+        f"{err['msg']} (got {err.get('input')!r})", file=file, table=table, key=key, entry=entry
+    )
 
 
 def load_config(path: str | Path, registry: Registry) -> TournamentConfig:
@@ -180,31 +195,50 @@ def resolve(raw: RawConfig, registry: Registry, file: str = "<config>") -> Tourn
     """Check plugin names and options against the registry."""
     t = raw.tournament
     registry.get("protocol", t.protocol, file=file, table="tournament", key="protocol")
-    protocol_options = registry.validate("protocol", t.protocol, raw.protocol, file=file,
-                                         table="protocol")
+    protocol_options = registry.validate(
+        "protocol", t.protocol, raw.protocol, file=file, table="protocol"
+    )
     registry.get("dataset", raw.dataset.plugin, file=file, table="dataset", key="plugin")
-    dataset_options = registry.validate("dataset", raw.dataset.plugin, raw.dataset.options,
-                                        file=file, table="dataset.options")
+    dataset_options = registry.validate(
+        "dataset", raw.dataset.plugin, raw.dataset.options, file=file, table="dataset.options"
+    )
     registry.get("judge", raw.judge.plugin, file=file, table="judge", key="plugin")
-    judge_options = registry.validate("judge", raw.judge.plugin, raw.judge.options, file=file,
-                                      table="judge.options")
+    judge_options = registry.validate(
+        "judge", raw.judge.plugin, raw.judge.options, file=file, table="judge.options"
+    )
     player_options: dict[str, BaseModel] = {}
     for p in raw.players:
         entry = f"player '{p.name}'"
         if p.name in player_options:
-            raise ConfigError("this name is used by another player too", file=file,
-                              table="players", key="name", entry=entry)
+            raise ConfigError(
+                "this name is used by another player too",
+                file=file,
+                table="players",
+                key="name",
+                entry=entry,
+            )
         registry.get("agent", p.agent, file=file, table="players", key="agent", entry=entry)
         player_options[p.name] = registry.validate(
-            "agent", p.agent, p.options, file=file, table="players.options", entry=entry)
+            "agent", p.agent, p.options, file=file, table="players.options", entry=entry
+        )
     sched = raw.schedule
     if sched.kind == "red-blue":
         if sched.red is None:
-            raise ConfigError("red-blue needs a 'red' player", file=file, table="schedule",
-                              key="red")
+            raise ConfigError(
+                "red-blue needs a 'red' player", file=file, table="schedule", key="red"
+            )
         if sched.red not in player_options:
-            raise ConfigError(f"no player named '{sched.red}'{suggest(sched.red, player_options)}",
-                              file=file, table="schedule", key="red")
-    return TournamentConfig(path=file, raw=raw, protocol_options=protocol_options,
-                            dataset_options=dataset_options, judge_options=judge_options,
-                            player_options=player_options)
+            raise ConfigError(
+                f"no player named '{sched.red}'{suggest(sched.red, player_options)}",
+                file=file,
+                table="schedule",
+                key="red",
+            )
+    return TournamentConfig(
+        path=file,
+        raw=raw,
+        protocol_options=protocol_options,
+        dataset_options=dataset_options,
+        judge_options=judge_options,
+        player_options=player_options,
+    )

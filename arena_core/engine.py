@@ -9,6 +9,7 @@ written, and a re-run plays exactly those.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -63,8 +64,13 @@ class Result:
 class Writer:
     """Writes finished matches and their rating updates, a group per transaction."""
 
-    def __init__(self, ledger: Ledger, book: RatingBook, worker: str,
-                 on_written: Callable[[Result], None] | None = None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        book: RatingBook,
+        worker: str,
+        on_written: Callable[[Result], None] | None = None,
+    ) -> None:
         self.ledger = ledger
         self.book = book
         self.worker = worker
@@ -73,17 +79,34 @@ class Writer:
         self.stored = {r.player for r in ledger.ratings(book.pool)}
         self.on_written = on_written
         mt = MatchRow.__table__
-        self._update_match = mt.update().where(mt.c.id == bindparam("b_id")).values(
-            status=bindparam("status"), attempts=bindparam("attempts"), error=bindparam("error"),
-            traceback=bindparam("traceback"), worker=bindparam("worker"),
-            started_at=bindparam("started_at"), finished_at=bindparam("finished_at"),
-            finished_seq=bindparam("finished_seq"))
+        self._update_match = (
+            mt.update()
+            .where(mt.c.id == bindparam("b_id"))
+            .values(
+                status=bindparam("status"),
+                attempts=bindparam("attempts"),
+                error=bindparam("error"),
+                traceback=bindparam("traceback"),
+                worker=bindparam("worker"),
+                started_at=bindparam("started_at"),
+                finished_at=bindparam("finished_at"),
+                finished_seq=bindparam("finished_seq"),
+            )
+        )
         rt = Rating.__table__
-        self._update_rating = rt.update().where(
-            rt.c.pool == bindparam("b_pool"), rt.c.player == bindparam("b_player")).values(
-            mu=bindparam("mu"), sigma=bindparam("sigma"), matches=bindparam("matches"),
-            wins=bindparam("wins"), losses=bindparam("losses"), draws=bindparam("draws"),
-            updated_at=bindparam("updated_at"))
+        self._update_rating = (
+            rt.update()
+            .where(rt.c.pool == bindparam("b_pool"), rt.c.player == bindparam("b_player"))
+            .values(
+                mu=bindparam("mu"),
+                sigma=bindparam("sigma"),
+                matches=bindparam("matches"),
+                wins=bindparam("wins"),
+                losses=bindparam("losses"),
+                draws=bindparam("draws"),
+                updated_at=bindparam("updated_at"),
+            )
+        )
 
     def add(self, result: Result) -> None:
         self.buffer.append(result)
@@ -99,32 +122,66 @@ class Writer:
         seq = self.seq
         for r in batch:
             row = r.row
-            upd = {"b_id": row.id, "status": r.status, "attempts": row.attempts + 1,
-                   "error": r.error, "traceback": r.tb, "worker": self.worker,
-                   "started_at": r.started_at, "finished_at": r.finished_at, "finished_seq": None}
+            upd = {
+                "b_id": row.id,
+                "status": r.status,
+                "attempts": row.attempts + 1,
+                "error": r.error,
+                "traceback": r.tb,
+                "worker": self.worker,
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+                "finished_seq": None,
+            }
             if r.status == DONE and r.match is not None and r.verdict is not None:
                 seq += 1
                 upd["finished_seq"] = seq
                 for t in r.match.turns:
-                    turns.append({"match_id": row.id, "idx": t.index, "seat": t.seat,
-                                  "player": t.player, "round": t.round, "phase": t.phase,
-                                  "text": t.text, "shown": t.shown, "visible_to": t.visible_to,
-                                  "parent": t.parent, "branch": t.branch, "tokens": t.tokens,
-                                  "latency": t.latency, "cost": t.cost, "meta": t.meta})
+                    turns.append(
+                        {
+                            "match_id": row.id,
+                            "idx": t.index,
+                            "seat": t.seat,
+                            "player": t.player,
+                            "round": t.round,
+                            "phase": t.phase,
+                            "text": t.text,
+                            "shown": t.shown,
+                            "visible_to": t.visible_to,
+                            "parent": t.parent,
+                            "branch": t.branch,
+                            "tokens": t.tokens,
+                            "latency": t.latency,
+                            "cost": t.cost,
+                            "meta": t.meta,
+                        }
+                    )
                 v = r.verdict
-                verdicts.append({"match_id": row.id, "judge": v.judge, "probs": v.probs,
-                                 "chosen": v.chosen, "winner_seat": v.winner,
-                                 "winner": row.seats.get(v.winner) if v.winner else None,
-                                 "correct": v.correct, "confidence": v.confidence, "raw": v.raw,
-                                 "meta": v.meta})
+                verdicts.append(
+                    {
+                        "match_id": row.id,
+                        "judge": v.judge,
+                        "probs": v.probs,
+                        "chosen": v.chosen,
+                        "winner_seat": v.winner,
+                        "winner": row.seats.get(v.winner) if v.winner else None,
+                        "correct": v.correct,
+                        "confidence": v.confidence,
+                        "raw": v.raw,
+                        "meta": v.meta,
+                    }
+                )
                 res = outcome(row.seats, v.winner)
                 if res is not None and self.book.update(*res):
                     touched.update(res[:2])
             updates.append(upd)
         rows = self.book.rows(sorted(touched))
         new = [r for r in rows if r["player"] not in self.stored]
-        old = [{**r, "b_pool": r["pool"], "b_player": r["player"]} for r in rows
-               if r["player"] in self.stored]
+        old = [
+            {**r, "b_pool": r["pool"], "b_player": r["player"]}
+            for r in rows
+            if r["player"] in self.stored
+        ]
         with self.ledger.engine.begin() as conn:
             if turns:
                 conn.execute(TurnRow.__table__.insert(), turns)
@@ -158,22 +215,39 @@ class Tournament:
         self.registry = registry
         self.source = source
         raw = config.raw
-        self.protocol: Protocol = self._build("protocol", raw.tournament.protocol,
-                                              config.protocol_options, "protocol", None)
-        dataset = self._build("dataset", raw.dataset.plugin, config.dataset_options, "dataset",
-                              None)
-        self.items = sample_items(dataset, split=raw.dataset.split, limit=raw.dataset.limit,
-                                  seed=raw.tournament.seed, shuffle=raw.dataset.shuffle)
+        self.protocol: Protocol = self._build(
+            "protocol", raw.tournament.protocol, config.protocol_options, "protocol", None
+        )
+        dataset = self._build(
+            "dataset", raw.dataset.plugin, config.dataset_options, "dataset", None
+        )
+        self.items = sample_items(
+            dataset,
+            split=raw.dataset.split,
+            limit=raw.dataset.limit,
+            seed=raw.tournament.seed,
+            shuffle=raw.dataset.shuffle,
+        )
         self.rows = build_matches(
-            tournament=config.name, protocol_name=raw.tournament.protocol, protocol=self.protocol,
-            items=self.items, players=[p.name for p in raw.players], kind=raw.schedule.kind,
-            red=raw.schedule.red, repetitions=raw.tournament.repetitions, seed=raw.tournament.seed)
+            tournament=config.name,
+            protocol_name=raw.tournament.protocol,
+            protocol=self.protocol,
+            items=self.items,
+            players=[p.name for p in raw.players],
+            kind=raw.schedule.kind,
+            red=raw.schedule.red,
+            repetitions=raw.tournament.repetitions,
+            seed=raw.tournament.seed,
+        )
         self.agents: dict[str, Agent] = {
-            p.name: self._build("agent", p.agent, config.player_options[p.name], "players",
-                                f"player '{p.name}'")
-            for p in raw.players}
-        self.judge: Judge = self._build("judge", raw.judge.plugin, config.judge_options, "judge",
-                                        None)
+            p.name: self._build(
+                "agent", p.agent, config.player_options[p.name], "players", f"player '{p.name}'"
+            )
+            for p in raw.players
+        }
+        self.judge: Judge = self._build(
+            "judge", raw.judge.plugin, config.judge_options, "judge", None
+        )
 
     def _build(self, kind: str, name: str, options: Any, table: str, entry: str | None) -> Any:
         try:
@@ -181,24 +255,42 @@ class Tournament:
         except UsageError:
             raise
         except (ValueError, TypeError, OSError, ImportError) as exc:
-            raise ConfigError(f"{kind} '{name}' could not be built: {exc}", file=self.config.path,
-                              table=table, entry=entry) from exc
+            raise ConfigError(
+                f"{kind} '{name}' could not be built: {exc}",
+                file=self.config.path,
+                table=table,
+                entry=entry,
+            ) from exc
 
     def schedule(self, ledger: Ledger) -> int:
         """Write the tournament, its players and its pending matches; return the match count."""
         cfg, raw = self.config, self.config.raw
-        ledger.ensure_tournament(cfg.name, raw.tournament.protocol, cfg.pool, cfg.identity_hash(),
-                                 cfg.identity(), self.source)
+        ledger.ensure_tournament(
+            cfg.name,
+            raw.tournament.protocol,
+            cfg.pool,
+            cfg.identity_hash(),
+            cfg.identity(),
+            self.source,
+        )
         ledger.ensure_players(
             (p.name, p.agent, cfg.player_options[p.name].model_dump(mode="json"))
-            for p in raw.players)
+            for p in raw.players
+        )
         ledger.add_matches(self.rows)
         return len(self.rows)
 
-    async def run(self, ledger: Ledger, *, retry_failed: bool = False,
-                  progress: Callable[[RunSummary], None] | None = None, hook: Any = None,
-                  worker: str | None = None, flush_every: float = 0.05,
-                  max_buffer: int = 256) -> RunSummary:
+    async def run(
+        self,
+        ledger: Ledger,
+        *,
+        retry_failed: bool = False,
+        progress: Callable[[RunSummary], None] | None = None,
+        hook: Any = None,
+        worker: str | None = None,
+        flush_every: float = 0.05,
+        max_buffer: int = 256,
+    ) -> RunSummary:
         """Play every pending (and with `retry_failed`, failed) match of the tournament."""
         cfg, raw = self.config, self.config.raw
         summary = RunSummary(tournament=cfg.name)
@@ -209,8 +301,11 @@ class Tournament:
             hook.arena_tournament_started(tournament=cfg.name, matches=len(todo))
         agents, judge = self.agents, self.judge
         book = RatingBook.load(ledger, cfg.pool, raw.ratings.model_dump())
-        policy = CallPolicy(timeout=raw.tournament.timeout, retries=raw.tournament.retries,
-                            backoff=raw.tournament.backoff)
+        policy = CallPolicy(
+            timeout=raw.tournament.timeout,
+            retries=raw.tournament.retries,
+            backoff=raw.tournament.backoff,
+        )
 
         def written(r: Result) -> None:
             if r.status == DONE:
@@ -220,8 +315,9 @@ class Tournament:
                 key = (r.error or "").split(":", 1)[0]
                 summary.errors[key] = summary.errors.get(key, 0) + 1
             if hook is not None:
-                hook.arena_match_finished(match=r.row.model_dump(mode="json"), verdict=r.verdict,
-                                          error=r.error)
+                hook.arena_match_finished(
+                    match=r.row.model_dump(mode="json"), verdict=r.verdict, error=r.error
+                )
 
         writer = Writer(ledger, book, worker or default_worker(), written)
         queue: asyncio.Queue[MatchRow] = asyncio.Queue()
@@ -249,8 +345,10 @@ class Tournament:
                 writer.add(await self.play_one(row, agents, judge, policy))
                 maybe_flush()
 
-        tasks = [asyncio.create_task(work()) for _ in range(min(raw.tournament.concurrency,
-                                                                 max(1, len(todo))))]
+        tasks = [
+            asyncio.create_task(work())
+            for _ in range(min(raw.tournament.concurrency, max(1, len(todo))))
+        ]
         try:
             await asyncio.gather(*tasks)
         except asyncio.CancelledError:
@@ -263,32 +361,55 @@ class Tournament:
             maybe_flush(force=True)
             summary.wall = time.perf_counter() - start
             for closer in [*agents.values(), judge]:
-                try:
+                with contextlib.suppress(Exception):  # closing must not hide the run's outcome
                     await closer.aclose()
-                except Exception:  # closing must not hide the run's own outcome
-                    pass
             if hook is not None:
-                hook.arena_tournament_finished(tournament=cfg.name, summary={
-                    "done": summary.done, "failed": summary.failed,
-                    "interrupted": summary.interrupted})
+                hook.arena_tournament_finished(
+                    tournament=cfg.name,
+                    summary={
+                        "done": summary.done,
+                        "failed": summary.failed,
+                        "interrupted": summary.interrupted,
+                    },
+                )
         return summary
 
-    async def play_one(self, row: MatchRow, agents: dict[str, Agent], judge: Judge,
-                       policy: CallPolicy) -> Result:
+    async def play_one(
+        self, row: MatchRow, agents: dict[str, Agent], judge: Judge, policy: CallPolicy
+    ) -> Result:
         started = now()
         item = Item.model_validate(row.item)
-        match = Match(match_id=row.id, protocol=row.protocol, item=item, players=row.seats,
-                      assignment=row.assignment,
-                      agents={seat: agents[p] for seat, p in row.seats.items()}, judge=judge,
-                      judge_name=self.config.raw.judge.plugin, policy=policy,
-                      attempt=row.attempts)
+        match = Match(
+            match_id=row.id,
+            protocol=row.protocol,
+            item=item,
+            players=row.seats,
+            assignment=row.assignment,
+            agents={seat: agents[p] for seat, p in row.seats.items()},
+            judge=judge,
+            judge_name=self.config.raw.judge.plugin,
+            policy=policy,
+            attempt=row.attempts,
+        )
         try:
             await self.protocol.play(match)
             verdict = match.verdict()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            return Result(row=row, status=FAILED, started_at=started, finished_at=now(),
-                          error=f"{type(exc).__name__}: {exc}", tb=traceback.format_exc())
-        return Result(row=row, status=DONE, started_at=started, finished_at=now(), match=match,
-                      verdict=verdict)
+            return Result(
+                row=row,
+                status=FAILED,
+                started_at=started,
+                finished_at=now(),
+                error=f"{type(exc).__name__}: {exc}",
+                tb=traceback.format_exc(),
+            )
+        return Result(
+            row=row,
+            status=DONE,
+            started_at=started,
+            finished_at=now(),
+            match=match,
+            verdict=verdict,
+        )

@@ -14,16 +14,23 @@ class ConfigError(UsageError):
     """A config problem, located by file, table and key."""
 
     def __init__(
-        self, message: str, *, file: str | None = None, table: str | None = None,
-        key: str | None = None, entry: str | None = None,
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        table: str | None = None,
+        key: str | None = None,
+        entry: str | None = None,
     ) -> None:
         self.file, self.table, self.key, self.message = file, table, key, message
         where = ": ".join(
-            part for part in (
+            part
+            for part in (
                 file,
                 (f"[{table}]" + (f" ({entry})" if entry else "")) if table else None,
                 f"key '{key}'" if key else None,
-            ) if part
+            )
+            if part
         )
         super().__init__(f"{where}: {message}" if where else message)
 

@@ -51,7 +51,7 @@ class Protocol(ABC):
     seats: ClassVar[tuple[str, ...]] = ("A", "B")
 
     def variants(self, item: Item) -> list[dict[str, int]]:
-        """Answer index per seat for each variant. Default: every seat plays both sides of a pair."""
+        """Answer index per seat, per variant. Default: each seat argues both sides of a pair."""
         good, bad = item.debate_pair()
         if len(self.seats) == 1:
             return [{self.seats[0]: good}, {self.seats[0]: bad}]

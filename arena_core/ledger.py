@@ -153,7 +153,7 @@ def resolve_url(url: str | None) -> str:
 
 
 def open_engine(url: str | None = None, *, create: bool = True) -> Engine:
-    """Open (and by default create) a ledger. A missing SQLite file is an error when not creating."""
+    """Open (by default create) a ledger; a missing SQLite file is an error when not creating."""
     url = resolve_url(url)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -187,14 +187,29 @@ class Ledger:
 
     # --- tournaments and players ---------------------------------------------------------------
 
-    def ensure_tournament(self, name: str, protocol: str, pool: str, config_hash: str,
-                          config: dict[str, Any], source: str) -> None:
+    def ensure_tournament(
+        self,
+        name: str,
+        protocol: str,
+        pool: str,
+        config_hash: str,
+        config: dict[str, Any],
+        source: str,
+    ) -> None:
         """Create the tournament row, or check that an existing one has the same identity."""
         with self.session() as s:
             row = s.get(Tournament, name)
             if row is None:
-                s.add(Tournament(name=name, protocol=protocol, pool=pool, config_hash=config_hash,
-                                 config=config, source=source))
+                s.add(
+                    Tournament(
+                        name=name,
+                        protocol=protocol,
+                        pool=pool,
+                        config_hash=config_hash,
+                        config=config,
+                        source=source,
+                    )
+                )
                 s.commit()
             elif row.config_hash != config_hash:
                 raise UsageError(
@@ -232,9 +247,10 @@ class Ledger:
             existing = set()
             ids = [r["id"] for r in rows]
             for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                existing.update(conn.execute(
-                    select(table.c.id).where(table.c.id.in_(chunk))).scalars())
+                chunk = ids[i : i + 500]
+                existing.update(
+                    conn.execute(select(table.c.id).where(table.c.id.in_(chunk))).scalars()
+                )
             new = [r for r in rows if r["id"] not in existing]
             if new:
                 conn.execute(table.insert(), new)
@@ -243,12 +259,22 @@ class Ledger:
     def pending(self, tournament: str, *, retry_failed: bool = False) -> list[MatchRow]:
         statuses = [PENDING, FAILED] if retry_failed else [PENDING]
         with self.session() as s:
-            return list(s.exec(select(MatchRow).where(MatchRow.tournament == tournament,
-                                                   MatchRow.status.in_(statuses))
-                               .order_by(MatchRow.order_key)))
+            return list(
+                s.exec(
+                    select(MatchRow)
+                    .where(MatchRow.tournament == tournament, MatchRow.status.in_(statuses))
+                    .order_by(MatchRow.order_key)
+                )
+            )
 
-    def matches(self, *, tournament: str | None = None, status: str | None = None,
-                player: str | None = None, limit: int | None = None) -> list[MatchRow]:
+    def matches(
+        self,
+        *,
+        tournament: str | None = None,
+        status: str | None = None,
+        player: str | None = None,
+        limit: int | None = None,
+    ) -> list[MatchRow]:
         with self.session() as s:
             q = select(MatchRow)
             if tournament:
@@ -272,8 +298,9 @@ class Ledger:
 
     def turns(self, match_id: str) -> list[TurnRow]:
         with self.session() as s:
-            return list(s.exec(select(TurnRow).where(TurnRow.match_id == match_id)
-                               .order_by(TurnRow.idx)))
+            return list(
+                s.exec(select(TurnRow).where(TurnRow.match_id == match_id).order_by(TurnRow.idx))
+            )
 
     def verdict(self, match_id: str) -> VerdictRow | None:
         with self.session() as s:
@@ -281,20 +308,27 @@ class Ledger:
 
     def counts(self, tournament: str) -> dict[str, int]:
         with self.session() as s:
-            rows = s.exec(select(MatchRow.status, func.count()).where(MatchRow.tournament == tournament)
-                          .group_by(MatchRow.status)).all()
+            rows = s.exec(
+                select(MatchRow.status, func.count())
+                .where(MatchRow.tournament == tournament)
+                .group_by(MatchRow.status)
+            ).all()
         return {status: n for status, n in rows}
 
     def tournaments(self) -> list[Tournament]:
         with self.session() as s:
             return list(s.exec(select(Tournament).order_by(Tournament.created_at)))
 
-    def done_with_verdicts(self, *, tournament: str | None = None, pool: str | None = None
-                           ) -> list[tuple[MatchRow, VerdictRow]]:
+    def done_with_verdicts(
+        self, *, tournament: str | None = None, pool: str | None = None
+    ) -> list[tuple[MatchRow, VerdictRow]]:
         """Finished matches with their verdicts, in finish order (the order ratings replay in)."""
         with self.session() as s:
-            q = (select(MatchRow, VerdictRow).join(VerdictRow, VerdictRow.match_id == MatchRow.id)
-                 .where(MatchRow.status == DONE))
+            q = (
+                select(MatchRow, VerdictRow)
+                .join(VerdictRow, VerdictRow.match_id == MatchRow.id)
+                .where(MatchRow.status == DONE)
+            )
             if tournament:
                 q = q.where(MatchRow.tournament == tournament)
             if pool is not None:
@@ -312,7 +346,9 @@ class Ledger:
 
     def max_seq(self) -> int:
         with self.engine.connect() as conn:
-            return conn.execute(text("SELECT COALESCE(MAX(finished_seq), 0) FROM match")).scalar_one()
+            return conn.execute(
+                text("SELECT COALESCE(MAX(finished_seq), 0) FROM match")
+            ).scalar_one()
 
     # --- ratings --------------------------------------------------------------------------------
 

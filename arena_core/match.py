@@ -52,9 +52,20 @@ class CallPolicy:
 class Match:
     """One match in flight. Seats are in speaking order; `players` maps seat -> player name."""
 
-    def __init__(self, *, match_id: str, protocol: str, item: Item, players: dict[str, str],
-                 assignment: dict[str, int], agents: dict[str, Agent], judge: Judge,
-                 judge_name: str, policy: CallPolicy, attempt: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        match_id: str,
+        protocol: str,
+        item: Item,
+        players: dict[str, str],
+        assignment: dict[str, int],
+        agents: dict[str, Agent],
+        judge: Judge,
+        judge_name: str,
+        policy: CallPolicy,
+        attempt: int = 0,
+    ) -> None:
         self.id = match_id
         self.protocol = protocol
         self.item = item
@@ -81,29 +92,45 @@ class Match:
             if t.visible_to is None or (seat is not None and seat in t.visible_to)
         ]
 
-    def observation(self, seat: str, phase: str = "speech", *, round: int = 0,
-                    context: bool = True, max_words: int | None = None,
-                    transcript: Sequence[TurnView] | None = None) -> Observation:
+    def observation(
+        self,
+        seat: str,
+        phase: str = "speech",
+        *,
+        round: int = 0,
+        context: bool = True,
+        max_words: int | None = None,
+        transcript: Sequence[TurnView] | None = None,
+    ) -> Observation:
         """The structured view of `seat`; `context=False` hides the passage."""
         mine = self.assignment.get(seat)
         others = [a for s, a in self.assignment.items() if s != seat and a != mine]
         if mine is not None and not others:
             others = [i for i in range(len(self.item.answers)) if i != mine][:1]
         return Observation(
-            seat=seat, phase=phase, round=round, question=self.item.question,
-            answers=list(self.item.answers), my_answer=mine,
+            seat=seat,
+            phase=phase,
+            round=round,
+            question=self.item.question,
+            answers=list(self.item.answers),
+            my_answer=mine,
             opponent_answer=others[0] if others else None,
             context=self.item.context if context else None,
             transcript=list(self.visible(seat) if transcript is None else transcript),
             max_words=max_words,
         )
 
-    def request(self, seat: str, observation: Observation, messages: Sequence[Message],
-                **sampling: Any) -> Request:
+    def request(
+        self, seat: str, observation: Observation, messages: Sequence[Message], **sampling: Any
+    ) -> Request:
         """A request whose seed is fixed by (match, seat, turn number), so re-runs reproduce it."""
-        return Request(messages=list(messages), observation=observation,
-                       seed=seed_for(self.id, seat, len(self.turns), observation.phase),
-                       attempt=self.attempt, **sampling)
+        return Request(
+            messages=list(messages),
+            observation=observation,
+            seed=seed_for(self.id, seat, len(self.turns), observation.phase),
+            attempt=self.attempt,
+            **sampling,
+        )
 
     # --- calls ----------------------------------------------------------------------------------
 
@@ -121,8 +148,9 @@ class Match:
                 raise
             except Exception as exc:
                 last = exc
-        raise CallFailed(f"{what} failed after {self.policy.retries + 1} tries: "
-                         f"{type(last).__name__}: {last}") from last
+        raise CallFailed(
+            f"{what} failed after {self.policy.retries + 1} tries: {type(last).__name__}: {last}"
+        ) from last
 
     async def ask(self, seat: str, request: Request) -> Response:
         """Call the seat's agent without recording a turn (best-of-n candidates, scratchpads)."""
@@ -139,41 +167,90 @@ class Match:
 
         return await self._call(f"agent of seat {seat} ({self.players[seat]})", once)
 
-    async def speak(self, seat: str, request: Request, *, phase: str = "speech", round: int = 0,
-                    shown: Callable[[str], tuple[str, dict[str, Any]]] | None = None,
-                    visible_to: list[str] | None = None, parent: int | None = None,
-                    branch: int = 0) -> Turn:
+    async def speak(
+        self,
+        seat: str,
+        request: Request,
+        *,
+        phase: str = "speech",
+        round: int = 0,
+        shown: Callable[[str], tuple[str, dict[str, Any]]] | None = None,
+        visible_to: list[str] | None = None,
+        parent: int | None = None,
+        branch: int = 0,
+    ) -> Turn:
         """Ask the seat's agent and record its turn.
 
         `shown(text) -> (shown_text, meta)` transforms what others see (quote marking, say);
         `visible_to` limits who sees it (a hidden scratchpad is visible to its author only).
         """
         resp = await self.ask(seat, request)
-        return self.record(seat, resp, phase=phase, round=round, shown=shown,
-                           visible_to=visible_to, parent=parent, branch=branch)
+        return self.record(
+            seat,
+            resp,
+            phase=phase,
+            round=round,
+            shown=shown,
+            visible_to=visible_to,
+            parent=parent,
+            branch=branch,
+        )
 
-    async def speak_together(self, requests: dict[str, Request], *, phase: str = "speech",
-                             round: int = 0,
-                             shown: Callable[[str], tuple[str, dict[str, Any]]] | None = None,
-                             visible_to_self: bool = False) -> list[Turn]:
+    async def speak_together(
+        self,
+        requests: dict[str, Request],
+        *,
+        phase: str = "speech",
+        round: int = 0,
+        shown: Callable[[str], tuple[str, dict[str, Any]]] | None = None,
+        visible_to_self: bool = False,
+    ) -> list[Turn]:
         """Simultaneous speeches: asked concurrently, recorded in seat order (so runs reproduce)."""
         seats = list(requests)
         resps = await asyncio.gather(*(self.ask(s, requests[s]) for s in seats))
-        return [self.record(s, r, phase=phase, round=round, shown=shown,
-                            visible_to=[s] if visible_to_self else None)
-                for s, r in zip(seats, resps, strict=True)]
+        return [
+            self.record(
+                s,
+                r,
+                phase=phase,
+                round=round,
+                shown=shown,
+                visible_to=[s] if visible_to_self else None,
+            )
+            for s, r in zip(seats, resps, strict=True)
+        ]
 
-    def record(self, seat: str, resp: Response, *, phase: str = "speech", round: int = 0,
-               shown: Callable[[str], tuple[str, dict[str, Any]]] | None = None,
-               visible_to: list[str] | None = None, parent: int | None = None,
-               branch: int = 0) -> Turn:
+    def record(
+        self,
+        seat: str,
+        resp: Response,
+        *,
+        phase: str = "speech",
+        round: int = 0,
+        shown: Callable[[str], tuple[str, dict[str, Any]]] | None = None,
+        visible_to: list[str] | None = None,
+        parent: int | None = None,
+        branch: int = 0,
+    ) -> Turn:
         """Append a turn from a response already in hand."""
         text = resp.text
         shown_text, meta = shown(text) if shown else (text, {})
-        turn = Turn(index=len(self.turns), seat=seat, player=self.players.get(seat), round=round,
-                    phase=phase, text=text, shown=shown_text, visible_to=visible_to,
-                    parent=parent, branch=branch, tokens=resp.tokens, latency=resp.latency,
-                    cost=resp.cost, meta={**resp.meta, **meta})
+        turn = Turn(
+            index=len(self.turns),
+            seat=seat,
+            player=self.players.get(seat),
+            round=round,
+            phase=phase,
+            text=text,
+            shown=shown_text,
+            visible_to=visible_to,
+            parent=parent,
+            branch=branch,
+            tokens=resp.tokens,
+            latency=resp.latency,
+            cost=resp.cost,
+            meta={**resp.meta, **meta},
+        )
         self.turns.append(turn)
         return turn
 
@@ -181,9 +258,15 @@ class Match:
         """The judge's view: question, labelled answers (A, B ... in seat order), visible turns."""
         if options is None:
             options = default_options(self.item, self.assignment)
-        return JudgeView(protocol=self.protocol, question=self.item.question,
-                         options=list(options), transcript=self.visible(None), item_id=self.item.id,
-                         seed=seed_for(self.id, "judge"), attempt=self.attempt)
+        return JudgeView(
+            protocol=self.protocol,
+            question=self.item.question,
+            options=list(options),
+            transcript=self.visible(None),
+            item_id=self.item.id,
+            seed=seed_for(self.id, "judge"),
+            attempt=self.attempt,
+        )
 
     async def decide(self, view: JudgeView | None = None) -> Decision:
         """Ask the judge; the decision is kept and later resolved into the match's verdict."""
@@ -226,10 +309,12 @@ def check_response(out: Any, request: Request) -> Response:
     if not isinstance(out, list) or len(out) != 1 or not isinstance(out[0], Response):
         raise GarbageError(f"agent returned {type(out).__name__}, expected a list of 1 Response")
     resp = out[0]
-    if len(resp.texts) != request.n or not all(isinstance(t, str) and t.strip()
-                                               for t in resp.texts):
-        raise GarbageError(f"agent returned {len(resp.texts)} text(s), some empty; "
-                           f"expected {request.n} non-empty")
+    if len(resp.texts) != request.n or not all(
+        isinstance(t, str) and t.strip() for t in resp.texts
+    ):
+        raise GarbageError(
+            f"agent returned {len(resp.texts)} text(s), some empty; expected {request.n} non-empty"
+        )
     return resp
 
 
@@ -237,8 +322,11 @@ def check_decision(decision: Any, view: JudgeView) -> Decision:
     if not isinstance(decision, Decision):
         raise GarbageError(f"judge returned {type(decision).__name__}, expected a Decision")
     p = decision.probs
-    if len(p) != len(view.options) or not all(math.isfinite(x) and x >= 0 for x in p) or sum(
-            p) <= 0:
+    if (
+        len(p) != len(view.options)
+        or not all(math.isfinite(x) and x >= 0 for x in p)
+        or sum(p) <= 0
+    ):
         raise GarbageError(f"judge returned probabilities {p!r} for {len(view.options)} options")
     return decision
 
@@ -256,5 +344,7 @@ def resolve(decision: Decision, view: JudgeView, item: Item, judge: str) -> Verd
         chosen=chosen.label if chosen else None,
         winner=chosen.seat if chosen else None,
         correct=None if item.gold is None else (chosen is not None and chosen.index == item.gold),
-        raw=decision.raw, confidence=decision.confidence, meta=decision.meta,
+        raw=decision.raw,
+        confidence=decision.confidence,
+        meta=decision.meta,
     )

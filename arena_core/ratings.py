@@ -38,8 +38,11 @@ class RatingBook:
     def create(cls, pool: str, settings: dict[str, Any] | None = None) -> RatingBook:
         s = settings or {}
         env = trueskill.TrueSkill(
-            mu=s.get("mu", 25.0), sigma=s.get("sigma", 25.0 / 3), beta=s.get("beta", 25.0 / 6),
-            tau=s.get("tau", 25.0 / 300), draw_probability=s.get("draw_probability", 0.1),
+            mu=s.get("mu", 25.0),
+            sigma=s.get("sigma", 25.0 / 3),
+            beta=s.get("beta", 25.0 / 6),
+            tau=s.get("tau", 25.0 / 300),
+            draw_probability=s.get("draw_probability", 0.1),
         )
         return cls(pool=pool, env=env)
 
@@ -58,15 +61,15 @@ class RatingBook:
         ra, rb = self.get(a), self.get(b)
         ta, tb = self.env.create_rating(ra.mu, ra.sigma), self.env.create_rating(rb.mu, rb.sigma)
         if winner is None:
-            ta, tb = self.env.rate_1vs1(ta, tb, drawn=True)
+            ta, tb = trueskill.rate_1vs1(ta, tb, drawn=True, env=self.env)
             ra.draws += 1
             rb.draws += 1
         elif winner == a:
-            ta, tb = self.env.rate_1vs1(ta, tb)
+            ta, tb = trueskill.rate_1vs1(ta, tb, env=self.env)
             ra.wins += 1
             rb.losses += 1
         else:
-            tb, ta = self.env.rate_1vs1(tb, ta)
+            tb, ta = trueskill.rate_1vs1(tb, ta, env=self.env)
             rb.wins += 1
             ra.losses += 1
         ra.mu, ra.sigma, rb.mu, rb.sigma = ta.mu, ta.sigma, tb.mu, tb.sigma
@@ -78,17 +81,28 @@ class RatingBook:
         keys = self.players if names is None else names
         t = now()
         return [
-            {"pool": self.pool, "player": n, "mu": r.mu, "sigma": r.sigma, "matches": r.matches,
-             "wins": r.wins, "losses": r.losses, "draws": r.draws, "updated_at": t}
-            for n in keys for r in (self.players[n],)
+            {
+                "pool": self.pool,
+                "player": n,
+                "mu": r.mu,
+                "sigma": r.sigma,
+                "matches": r.matches,
+                "wins": r.wins,
+                "losses": r.losses,
+                "draws": r.draws,
+                "updated_at": t,
+            }
+            for n in keys
+            for r in (self.players[n],)
         ]
 
     @classmethod
     def load(cls, ledger: Ledger, pool: str, settings: dict[str, Any] | None = None) -> RatingBook:
         book = cls.create(pool, settings)
         for row in ledger.ratings(pool):
-            book.players[row.player] = PlayerRating(row.mu, row.sigma, row.matches, row.wins,
-                                                    row.losses, row.draws)
+            book.players[row.player] = PlayerRating(
+                row.mu, row.sigma, row.matches, row.wins, row.losses, row.draws
+            )
         return book
 
 
@@ -100,8 +114,9 @@ def outcome(seats: dict[str, str], winner_seat: str | None) -> tuple[str, str, s
     return a, b, seats.get(winner_seat) if winner_seat else None
 
 
-def recompute(ledger: Ledger, pool: str, settings: dict[str, Any] | None = None,
-              *, write: bool = True) -> RatingBook:
+def recompute(
+    ledger: Ledger, pool: str, settings: dict[str, Any] | None = None, *, write: bool = True
+) -> RatingBook:
     """Replay every finished match of the pool in finish order; optionally replace stored rows."""
     book = RatingBook.create(pool, settings)
     for match, verdict in ledger.done_with_verdicts(pool=pool):

@@ -38,8 +38,11 @@ class Entry:
         rows = []
         for key, info in self.options.model_fields.items():
             ann = getattr(info.annotation, "__name__", None) or str(info.annotation)
-            default = "required" if info.is_required() else repr(info.get_default(
-                call_default_factory=True))
+            default = (
+                "required"
+                if info.is_required()
+                else repr(info.get_default(call_default_factory=True))
+            )
             rows.append((key, ann.replace("typing.", ""), default))
         return rows
 
@@ -75,34 +78,60 @@ class Registry:
     def __iter__(self) -> Iterator[Entry]:
         return iter(sorted(self.entries.values(), key=lambda e: (KINDS.index(e.kind), e.name)))
 
-    def get(self, kind: str, name: str, *, file: str | None = None,
-            table: str | None = None, key: str | None = None, entry: str | None = None) -> Entry:
+    def get(
+        self,
+        kind: str,
+        name: str,
+        *,
+        file: str | None = None,
+        table: str | None = None,
+        key: str | None = None,
+        entry: str | None = None,
+    ) -> Entry:
         try:
             return self.entries[(kind, name)]
         except KeyError:
             known = self.names(kind)
             raise ConfigError(
-                f"unknown {kind} '{name}'{suggest(name, known)} (known: {', '.join(known) or 'none'})",
-                file=file, table=table, key=key, entry=entry,
+                f"unknown {kind} '{name}'{suggest(name, known)} "
+                f"(known: {', '.join(known) or 'none'})",
+                file=file,
+                table=table,
+                key=key,
+                entry=entry,
             ) from None
 
-    def validate(self, kind: str, name: str, options: dict[str, Any] | None, *,
-                 file: str | None = None, table: str | None = None,
-                 entry: str | None = None) -> BaseModel:
+    def validate(
+        self,
+        kind: str,
+        name: str,
+        options: dict[str, Any] | None,
+        *,
+        file: str | None = None,
+        table: str | None = None,
+        entry: str | None = None,
+    ) -> BaseModel:
         """Validate `options` against the plugin's model; errors name the table and the key."""
         found = self.get(kind, name, file=file, table=table, entry=entry)
         return validate_model(found.options, options or {}, file=file, table=table, entry=entry)
 
-    def build(self, kind: str, name: str, options: dict[str, Any] | BaseModel | None = None,
-              **where: Any) -> Any:
+    def build(
+        self, kind: str, name: str, options: dict[str, Any] | BaseModel | None = None, **where: Any
+    ) -> Any:
         entry = self.get(kind, name, **where)
         if not isinstance(options, BaseModel):
             options = validate_model(entry.options, options or {}, **where)
         return entry.factory(options)
 
 
-def validate_model(model: type[BaseModel], data: dict[str, Any], *, file: str | None = None,
-                   table: str | None = None, entry: str | None = None) -> BaseModel:
+def validate_model(
+    model: type[BaseModel],
+    data: dict[str, Any],
+    *,
+    file: str | None = None,
+    table: str | None = None,
+    entry: str | None = None,
+) -> BaseModel:
     """Validate, turning the first pydantic error into a ConfigError naming the key."""
     try:
         return model.model_validate(data)

@@ -18,10 +18,19 @@ from arena_core.interfaces import DatasetSource, Protocol
 from arena_core.types import Item
 
 
-def match_id(tournament: str, protocol: str, seats: dict[str, str], assignment: dict[str, int],
-             item_id: str, repetition: int) -> str:
-    key = json.dumps([tournament, protocol, seats, assignment, item_id, repetition],
-                     sort_keys=True, separators=(",", ":"))
+def match_id(
+    tournament: str,
+    protocol: str,
+    seats: dict[str, str],
+    assignment: dict[str, int],
+    item_id: str,
+    repetition: int,
+) -> str:
+    key = json.dumps(
+        [tournament, protocol, seats, assignment, item_id, repetition],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
@@ -31,8 +40,9 @@ def seed_for(*parts: object) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
-def sample_items(source: DatasetSource, *, split: str | None, limit: int | None, seed: int,
-                 shuffle: bool) -> list[Item]:
+def sample_items(
+    source: DatasetSource, *, split: str | None, limit: int | None, seed: int, shuffle: bool
+) -> list[Item]:
     """Items in a seeded order; raising the limit later extends the same prefix."""
     if shuffle:
         items = list(source.items(split))
@@ -50,8 +60,9 @@ def sample_items(source: DatasetSource, *, split: str | None, limit: int | None,
     return items
 
 
-def pairings(kind: str, players: Sequence[str], seats: int, red: str | None = None
-             ) -> list[tuple[str, ...]]:
+def pairings(
+    kind: str, players: Sequence[str], seats: int, red: str | None = None
+) -> list[tuple[str, ...]]:
     """Player tuples in seat order.
 
     round-robin: every ordered choice of distinct players (so both speaking orders of each pair);
@@ -66,14 +77,24 @@ def pairings(kind: str, players: Sequence[str], seats: int, red: str | None = No
         blues = [p for p in players if p != red]
         return [pair for b in blues for pair in ((red, b), (b, red))]  # type: ignore[misc]
     if seats > len(players):
-        raise UsageError(f"round-robin needs at least {seats} players; the config has "
-                         f"{len(players)}")
+        raise UsageError(
+            f"round-robin needs at least {seats} players; the config has {len(players)}"
+        )
     return list(itertools.permutations(players, seats))
 
 
-def build_matches(*, tournament: str, protocol_name: str, protocol: Protocol, items: Iterable[Item],
-                  players: Sequence[str], kind: str, red: str | None, repetitions: int,
-                  seed: int) -> list[dict[str, Any]]:
+def build_matches(
+    *,
+    tournament: str,
+    protocol_name: str,
+    protocol: Protocol,
+    items: Iterable[Item],
+    players: Sequence[str],
+    kind: str,
+    red: str | None,
+    repetitions: int,
+    seed: int,
+) -> list[dict[str, Any]]:
     """Match rows (status pending), in a seeded interleaved order."""
     seats = protocol.seats
     tables = pairings(kind, players, len(seats), red)
@@ -84,13 +105,21 @@ def build_matches(*, tournament: str, protocol_name: str, protocol: Protocol, it
             for combo in tables:
                 seat_map = dict(zip(seats, combo, strict=True))
                 for rep in range(repetitions):
-                    rows.append({
-                        "id": match_id(tournament, protocol_name, seat_map, assignment, item.id,
-                                       rep),
-                        "tournament": tournament, "protocol": protocol_name,
-                        "item_id": item.id, "item": snapshot, "seats": seat_map,
-                        "assignment": assignment, "variant": v, "repetition": rep,
-                    })
+                    rows.append(
+                        {
+                            "id": match_id(
+                                tournament, protocol_name, seat_map, assignment, item.id, rep
+                            ),
+                            "tournament": tournament,
+                            "protocol": protocol_name,
+                            "item_id": item.id,
+                            "item": snapshot,
+                            "seats": seat_map,
+                            "assignment": assignment,
+                            "variant": v,
+                            "repetition": rep,
+                        }
+                    )
     # Interleave so early results touch every player; the order itself is part of the seed.
     order = sorted(rows, key=lambda r: seed_for(seed, r["id"]))
     for i, row in enumerate(order):

@@ -14,16 +14,18 @@ _SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[A-Z0-9])")
 _WORD = re.compile(r"[a-z0-9]+")
 _QUOTE = re.compile(r"<quote>(.*?)</quote>", re.DOTALL)
 
-STOPWORDS = frozenset("""
-a about above after again against all also am an and any are as at be because been before being
-below between both but by can could did do does doing down during each few for from further had
-has have having he her here hers herself him himself his how i if in into is it its itself just
-me more most my myself no nor not now of off on once only or other our ours ourselves out over own
-same she should so some such than that the their theirs them themselves then there these they this
-those through to too under until up very was we were what when where which while who whom why will
-with would you your yours yourself yourselves one two first did said says say answer passage
-question story because though yet still even many much upon onto
-""".split())
+STOPWORDS = frozenset(
+    """
+    a about above after again against all also am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers herself him himself his how i if in into is it its itself just
+    me more most my myself no nor not now of off on once only or other our ours ourselves out over
+    own same she should so some such than that the their theirs them themselves then there these
+    they this those through to too under until up very was we were what when where which while who
+    whom why will with would you your yours yourself yourselves one two first did said says say
+    answer passage question story because though yet still even many much upon onto
+    """.split()
+)
 
 
 def sentences(text: str) -> list[str]:
@@ -97,7 +99,7 @@ def find_quote(quote: str, passage: str, *, fuzzy: float = 0.9) -> tuple[str, st
     norm_p, index = _normalised_passage(passage)
     pos = norm_p.find(norm_q)
     if pos >= 0:
-        return "normalised", passage[index[pos]: index[pos + len(norm_q) - 1] + 1]
+        return "normalised", passage[index[pos] : index[pos + len(norm_q) - 1] + 1]
     if fuzzy >= 1.0 or len(norm_q) < 12:
         return None
     # Fuzzy: best window of the quote's length around each sentence.
@@ -109,7 +111,7 @@ def find_quote(quote: str, passage: str, *, fuzzy: float = 0.9) -> tuple[str, st
             continue
         block = max(matcher.get_matching_blocks(), key=lambda b: b.size)
         lo = max(0, block.b - block.a)
-        window = ns[lo: lo + len(norm_q)]
+        window = ns[lo : lo + len(norm_q)]
         ratio = difflib.SequenceMatcher(None, norm_q, window, autojunk=False).ratio()
         if ratio > best:
             best, best_span = ratio, (sent, lo, window)
@@ -117,10 +119,12 @@ def find_quote(quote: str, passage: str, *, fuzzy: float = 0.9) -> tuple[str, st
         return None
     sent, lo, window = best_span
     ns, sidx = _normalise(sent)
-    return "fuzzy", sent[sidx[lo]: sidx[min(lo + len(window), len(sidx)) - 1] + 1]
+    return "fuzzy", sent[sidx[lo] : sidx[min(lo + len(window), len(sidx)) - 1] + 1]
 
 
-def mark_quotes(text: str, passage: str | None, *, fuzzy: float = 0.9) -> tuple[str, dict[str, int]]:
+def mark_quotes(
+    text: str, passage: str | None, *, fuzzy: float = 0.9
+) -> tuple[str, dict[str, int]]:
     """Replace each <quote> with <v_quote> (verified, repaired) or <invalid_quote>.
 
     Returns the marked text and counts: quotes, valid, valid_words, repaired, invalid.

@@ -12,11 +12,11 @@ import math
 import random
 from collections.abc import Sequence
 
+from arena_plugins.text import content_words, sentences
 from pydantic import BaseModel, ConfigDict, Field
 
 from arena_core.interfaces import Agent
 from arena_core.types import Observation, Request, Response
-from arena_plugins.text import content_words, sentences
 
 
 class ExtractiveOptions(BaseModel):
@@ -25,7 +25,9 @@ class ExtractiveOptions(BaseModel):
     max_quotes: int = Field(2, ge=1, le=20, description="quotes per speech")
     answer_weight: float = Field(2.0, description="weight of words shared with own answer")
     question_weight: float = Field(0.5, description="weight of words shared with the question")
-    opponent_weight: float = Field(1.0, description="penalty for words shared with the other answer")
+    opponent_weight: float = Field(
+        1.0, description="penalty for words shared with the other answer"
+    )
     temperature: float = Field(0.0, ge=0, description="0: always the best sentences; >0: sample")
 
 
@@ -36,16 +38,24 @@ class ExtractiveAgent(Agent):
         self.opts = options
 
     def _scores(self, obs: Observation, sents: list[str]) -> list[float]:
-        mine = content_words(obs.answers[obs.my_answer]) if obs.my_answer is not None else frozenset()
-        theirs = (content_words(obs.answers[obs.opponent_answer])
-                  if obs.opponent_answer is not None else frozenset())
+        mine = (
+            content_words(obs.answers[obs.my_answer]) if obs.my_answer is not None else frozenset()
+        )
+        theirs = (
+            content_words(obs.answers[obs.opponent_answer])
+            if obs.opponent_answer is not None
+            else frozenset()
+        )
         question = content_words(obs.question)
         o = self.opts
         out = []
         for s in sents:
             w = content_words(s)
-            out.append(o.answer_weight * len(w & mine) + o.question_weight * len(w & question)
-                       - o.opponent_weight * len(w & (theirs - mine)))
+            out.append(
+                o.answer_weight * len(w & mine)
+                + o.question_weight * len(w & question)
+                - o.opponent_weight * len(w & (theirs - mine))
+            )
         return out
 
     def speech(self, obs: Observation, rng: random.Random) -> str:

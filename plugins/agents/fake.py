@@ -11,25 +11,28 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
+from arena_plugins.text import sentences
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from arena_core.interfaces import Agent
 from arena_core.types import Observation, Request, Response
-from arena_plugins.text import sentences
 
 
 def fill(template: str, obs: Observation) -> str:
     answer = obs.answers[obs.my_answer] if obs.my_answer is not None else ""
-    return template.format(answer=answer, question=obs.question, seat=obs.seat,
-                           round=obs.round + 1)
+    return template.format(answer=answer, question=obs.question, seat=obs.seat, round=obs.round + 1)
 
 
 class DeterministicOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field("I maintain that the answer is: {answer}.",
-                      description="reply template; {answer} {question} {seat} {round}")
-    delay: float = Field(0.0, ge=0, description="seconds to wait per call (a latency-bound backend)")
+    text: str = Field(
+        "I maintain that the answer is: {answer}.",
+        description="reply template; {answer} {question} {seat} {round}",
+    )
+    delay: float = Field(
+        0.0, ge=0, description="seconds to wait per call (a latency-bound backend)"
+    )
 
 
 class DeterministicAgent(Agent):
@@ -100,7 +103,9 @@ class ScriptedAgent(Agent):
         if options.file:
             path = Path(options.file)
             try:
-                replies += [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+                replies += [
+                    ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()
+                ]
             except OSError as exc:
                 raise ValueError(f"scripted agent: cannot read {path}: {exc}") from None
         if not replies:

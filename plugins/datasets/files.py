@@ -39,8 +39,7 @@ class JsonlSource(DatasetSource):
         self.opts = options
         self.path = Path(options.path)
 
-    def _field(self, rec: dict[str, Any], name: str | None, lineno: int, *, required: bool
-               ) -> Any:
+    def _field(self, rec: dict[str, Any], name: str | None, lineno: int, *, required: bool) -> Any:
         if name is None:
             return None
         if name not in rec:
@@ -68,27 +67,40 @@ class JsonlSource(DatasetSource):
                 if split is not None and rec.get("split", split) != split:
                     continue
                 answers = self._field(rec, o.answers, lineno, required=True)
-                if not isinstance(answers, list) or len(answers) < 2 or not all(
-                        isinstance(a, str) for a in answers):
-                    raise DatasetError(f"{self.path}:{lineno}: field '{o.answers}' must be a list "
-                                       f"of at least 2 strings")
+                if (
+                    not isinstance(answers, list)
+                    or len(answers) < 2
+                    or not all(isinstance(a, str) for a in answers)
+                ):
+                    raise DatasetError(
+                        f"{self.path}:{lineno}: field '{o.answers}' must be a list "
+                        f"of at least 2 strings"
+                    )
                 gold = self._field(rec, o.gold, lineno, required=False)
                 if gold is not None and (not isinstance(gold, int) or not 0 <= gold < len(answers)):
-                    raise DatasetError(f"{self.path}:{lineno}: field '{o.gold}' must be an index "
-                                       f"into the {len(answers)} answers, got {gold!r}")
+                    raise DatasetError(
+                        f"{self.path}:{lineno}: field '{o.gold}' must be an index "
+                        f"into the {len(answers)} answers, got {gold!r}"
+                    )
                 question = self._field(rec, o.question, lineno, required=True)
                 if not isinstance(question, str) or not question.strip():
-                    raise DatasetError(f"{self.path}:{lineno}: field '{o.question}' must be a "
-                                       f"non-empty string")
+                    raise DatasetError(
+                        f"{self.path}:{lineno}: field '{o.question}' must be a non-empty string"
+                    )
                 ident = self._field(rec, o.id, lineno, required=False)
                 yield Item(
                     id=str(ident) if ident is not None else f"{self.path.stem}:{lineno}",
-                    question=question, answers=answers, gold=gold,
+                    question=question,
+                    answers=answers,
+                    gold=gold,
                     context=self._field(rec, o.context, lineno, required=False),
                     distractor=self._field(rec, o.distractor, lineno, required=False),
-                    metadata={k: v for k, v in rec.items()
-                              if k not in {o.id, o.question, o.answers, o.gold, o.context}
-                              and isinstance(v, str | int | float | bool)},
+                    metadata={
+                        k: v
+                        for k, v in rec.items()
+                        if k not in {o.id, o.question, o.answers, o.gold, o.context}
+                        and isinstance(v, str | int | float | bool)
+                    },
                 )
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from arena_plugins.judges.quote import QuoteJudgeOptions
 from pydantic import BaseModel
 
 from arena_core.hookspecs import hookimpl
 from arena_core.registry import NoOptions, Registry
-from arena_plugins.judges.quote import QuoteJudgeOptions
 
 
 def quote(options: QuoteJudgeOptions) -> Any:

@@ -13,16 +13,18 @@ import math
 import random
 import re
 
+from arena_plugins.text import INVALID, VERIFIED, content_words
 from pydantic import BaseModel, ConfigDict, Field
 
 from arena_core.interfaces import Judge
 from arena_core.types import Decision, JudgeView
-from arena_plugins.text import INVALID, VERIFIED, content_words
 
-HEDGES = frozenset("""
-not never no nothing neither nor none rumor rumour rumored rumoured believed suspected thought
-assumed claimed supposed wrong instead rather false mistaken however but although turned
-""".split())
+HEDGES = frozenset(
+    """
+    not never no nothing neither nor none rumor rumour rumored rumoured believed suspected thought
+    assumed claimed supposed wrong instead rather false mistaken however but although turned
+    """.split()
+)
 _WORDS = re.compile(r"[a-z']+")
 
 
@@ -31,11 +33,15 @@ class QuoteJudgeOptions(BaseModel):
 
     sharpness: float = Field(1.0, gt=0, description="softmax inverse temperature over scores")
     invalid_penalty: float = Field(1.0, ge=0, description="score lost per fabricated quote")
-    own_weight: float = Field(1.0, ge=0, description="weight of a speaker's quotes for its own side")
-    cross_weight: float = Field(1.0, ge=0,
-                                description="weight of a speaker's quotes for the other side")
-    hedge_discount: float = Field(0.3, ge=0, le=1,
-                                  description="weight of a quote with hedging or negation words")
+    own_weight: float = Field(
+        1.0, ge=0, description="weight of a speaker's quotes for its own side"
+    )
+    cross_weight: float = Field(
+        1.0, ge=0, description="weight of a speaker's quotes for the other side"
+    )
+    hedge_discount: float = Field(
+        0.3, ge=0, le=1, description="weight of a quote with hedging or negation words"
+    )
 
 
 class QuoteJudge(Judge):
@@ -57,7 +63,9 @@ class QuoteJudge(Judge):
                 hedged = not HEDGES.isdisjoint(_WORDS.findall(quote.lower()))
                 trust = self.opts.hedge_discount if hedged else 1.0
                 for i, (opt, w) in enumerate(zip(view.options, words, strict=True)):
-                    weight = self.opts.own_weight if opt.seat == turn.seat else self.opts.cross_weight
+                    weight = (
+                        self.opts.own_weight if opt.seat == turn.seat else self.opts.cross_weight
+                    )
                     scores[i] += trust * weight * len(q & w)
             bad = len(INVALID.findall(turn.text))
             for i, opt in enumerate(view.options):

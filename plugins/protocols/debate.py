@@ -8,20 +8,22 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from arena_plugins.protocols.prompts import CONSULTANT_SYSTEM, DEBATER_SYSTEM, render
+from arena_plugins.text import mark_quotes, truncate_words
 from pydantic import BaseModel, ConfigDict, Field
 
 from arena_core.interfaces import Protocol
 from arena_core.match import Match
 from arena_core.types import Decision
-from arena_plugins.protocols.prompts import CONSULTANT_SYSTEM, DEBATER_SYSTEM, render
-from arena_plugins.text import mark_quotes, truncate_words
 
 
 class DebateOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     speeches: int = Field(2, ge=1, le=20, description="speeches per debater")
-    simultaneous: bool = Field(True, description="debaters do not see each other's same-round speech")
+    simultaneous: bool = Field(
+        True, description="debaters do not see each other's same-round speech"
+    )
     max_words: int | None = Field(150, ge=1, description="longer speeches are cut at this length")
     fuzzy: float = Field(0.9, gt=0, le=1.0, description="similarity a near-miss quote needs")
 
@@ -51,8 +53,12 @@ class Debate(Protocol):
 
     def _request(self, match: Match, seat: str, r: int) -> Any:
         obs = match.observation(seat, "speech", round=r, max_words=self.opts.max_words)
-        return match.request(seat, obs, render(obs, DEBATER_SYSTEM, f"Debater {seat}"),
-                             max_tokens=2 * (self.opts.max_words or 300))
+        return match.request(
+            seat,
+            obs,
+            render(obs, DEBATER_SYSTEM, f"Debater {seat}"),
+            max_tokens=2 * (self.opts.max_words or 300),
+        )
 
     async def play(self, match: Match) -> Decision:
         shown = shown_for(match, self.opts)
@@ -79,7 +85,11 @@ class Consultancy(Protocol):
         shown = shown_for(match, self.opts)
         for r in range(self.opts.speeches):
             obs = match.observation("consultant", "speech", round=r, max_words=self.opts.max_words)
-            req = match.request("consultant", obs, render(obs, CONSULTANT_SYSTEM, "Consultant"),
-                                max_tokens=2 * (self.opts.max_words or 300))
+            req = match.request(
+                "consultant",
+                obs,
+                render(obs, CONSULTANT_SYSTEM, "Consultant"),
+                max_tokens=2 * (self.opts.max_words or 300),
+            )
             await match.speak("consultant", req, round=r, shown=shown)
         return await match.decide()

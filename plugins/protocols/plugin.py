@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from arena_plugins.protocols.debate import ConsultancyOptions, DebateOptions
+
 from arena_core.hookspecs import hookimpl
 from arena_core.registry import Registry
-from arena_plugins.protocols.debate import ConsultancyOptions, DebateOptions
 
 
 def debate(options: DebateOptions) -> Any:

@@ -1,0 +1,86 @@
+"""Shared helpers for the benchmarks: build a tournament from a TOML string and run it timed.
+
+Not a benchmark itself (the leading underscore keeps run_all.sh from picking it up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def log(*parts: object) -> None:
+    """Progress goes to stderr: stdout carries exactly one JSON line."""
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def emit(result: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(result, separators=(", ", ": ")) + "\n")
+    sys.stdout.flush()
+
+
+@dataclass
+class Timed:
+    matches: int  # matches scheduled
+    seconds: float  # wall time of Tournament.run only
+    done: int  # done rows in the ledger afterwards
+    failed: int
+    summary: Any  # the engine's RunSummary
+    rated_players: int  # rows in the rating table of the pool
+
+
+def run_tournament(toml: str, *, profile_to: str | None = None) -> Timed:
+    """Write `toml` to a temp dir, load it, play it into a file-backed SQLite (WAL) ledger there.
+
+    Only `Tournament.run` is timed: imports, config loading and plugin construction are not.
+    With `profile_to`, the run is also profiled with cProfile and the stats dumped to that path.
+    """
+    from arena_core.config import load_config
+    from arena_core.engine import Tournament
+    from arena_core.ledger import Ledger
+    from arena_core.plugins import get_registry
+
+    with tempfile.TemporaryDirectory(prefix="arena-bench-") as tmp:
+        cfg_path = Path(tmp) / "tournament.toml"
+        cfg_path.write_text(toml, encoding="utf-8")
+        registry = get_registry()
+        cfg = load_config(cfg_path, registry)
+        tournament = Tournament(cfg, registry, source=toml)
+        ledger = Ledger(f"sqlite:///{Path(tmp) / 'ledger.db'}")
+        journal = ledger.engine.connect().exec_driver_sql("PRAGMA journal_mode").scalar()
+        if str(journal).lower() != "wal":
+            raise SystemExit(f"expected a WAL ledger, got journal_mode={journal}")
+        scheduled = len(tournament.rows)
+        log(f"{cfg.name}: {scheduled} matches, concurrency {cfg.raw.tournament.concurrency}")
+        profiler = None
+        if profile_to:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        t0 = time.perf_counter()
+        summary = asyncio.run(tournament.run(ledger))
+        seconds = time.perf_counter() - t0
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
+        counts = ledger.counts(cfg.name)
+        rated = len(ledger.ratings(cfg.pool))
+        ledger.close()
+    return Timed(matches=scheduled, seconds=seconds, done=counts.get("done", 0),
+                 failed=counts.get("failed", 0), summary=summary, rated_players=rated)
+
+
+def print_profile(path: str, top: int = 25) -> None:
+    """Top functions by cumulative time, to stderr."""
+    import pstats
+
+    stats = pstats.Stats(path, stream=sys.stderr)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
