@@ -214,14 +214,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
             by = judge_accuracy_by_matchup(ledger, cfg.name)
             if len(by) > 1:
-                print(
-                    "  by matchup: "
-                    + "; ".join(
-                        f"{' vs '.join(g['players'])} {g['accuracy']:.1%} "
-                        f"[{g['lower']:.0%}–{g['upper']:.0%}]"
-                        for g in by
+                print("  by matchup:")
+                for g in by:
+                    print(
+                        f"    {' vs '.join(g['players']):40s} {g['accuracy']:6.1%}  "
+                        f"[{g['lower']:.1%}–{g['upper']:.1%}]  n={g['verdicts']}"
                     )
-                )
         print(line)
         for err, n in sorted(summary.errors.items(), key=lambda kv: -kv[1])[:5]:
             print(f"  failed: {n} x {err} (see `arena matches --status failed`)")
@@ -241,7 +239,8 @@ def _print_table(rows: Sequence[Any], title: str) -> None:
         t.add_column(h, justify="left" if h == "player" else "right")
     for cells in table_cells(rows):
         t.add_row(*cells)
-    Console().print(t)
+    # Outside a terminal rich assumes 80 columns and would elide player names.
+    Console(width=None if sys.stdout.isatty() else 160).print(t)
 
 
 def _default_pool(ledger: Any, pool: str | None) -> str:

@@ -1,12 +1,12 @@
 """Text helpers shared by the model-free plugins: sentences, content words, quote checking.
 
-Written by hand because they are small and need to be fast and dependency-free: the quote judge
-and the extractive debater call them thousands of times per second in the default tournament.
+Sentence splitting and content words are written by hand because they are tiny and hot (the quote
+judge and the extractive debater call them thousands of times per second); fuzzy matching uses
+rapidfuzz.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from functools import lru_cache
 
@@ -102,24 +102,14 @@ def find_quote(quote: str, passage: str, *, fuzzy: float = 0.9) -> tuple[str, st
         return "normalised", passage[index[pos] : index[pos + len(norm_q) - 1] + 1]
     if fuzzy >= 1.0 or len(norm_q) < 12:
         return None
-    # Fuzzy: best window of the quote's length around each sentence.
-    best, best_span = 0.0, None
-    for sent in sentences(passage):
-        ns, _ = _normalise(sent)
-        matcher = difflib.SequenceMatcher(None, norm_q, ns, autojunk=False)
-        if matcher.real_quick_ratio() < fuzzy * 0.5:
-            continue
-        block = max(matcher.get_matching_blocks(), key=lambda b: b.size)
-        lo = max(0, block.b - block.a)
-        window = ns[lo : lo + len(norm_q)]
-        ratio = difflib.SequenceMatcher(None, norm_q, window, autojunk=False).ratio()
-        if ratio > best:
-            best, best_span = ratio, (sent, lo, window)
-    if best_span is None or best < fuzzy:
+    # rapidfuzz finds the best-aligned window of the passage in C++; difflib did the same job
+    # 50x slower and dominated the default tournament's run time.
+    from rapidfuzz import fuzz
+
+    hit = fuzz.partial_ratio_alignment(norm_q, norm_p, score_cutoff=fuzzy * 100)
+    if hit is None or hit.dest_end <= hit.dest_start:
         return None
-    sent, lo, window = best_span
-    ns, sidx = _normalise(sent)
-    return "fuzzy", sent[sidx[lo] : sidx[min(lo + len(window), len(sidx)) - 1] + 1]
+    return "fuzzy", passage[index[hit.dest_start] : index[hit.dest_end - 1] + 1].strip()
 
 
 def mark_quotes(
