@@ -72,7 +72,7 @@ class RawConfig(_Section):
     protocol: dict[str, Any] = Field(default_factory=dict)
     dataset: DatasetSection
     judge: JudgeSection
-    players: list[PlayerSection] = Field(min_length=1)
+    players: list[PlayerSection] = Field(default_factory=list)  # none for seatless protocols
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     ratings: RatingsSection = Field(default_factory=RatingsSection)
 

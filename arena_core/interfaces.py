@@ -52,6 +52,8 @@ class Protocol(ABC):
 
     def variants(self, item: Item) -> list[dict[str, int]]:
         """Answer index per seat, per variant. Default: each seat argues both sides of a pair."""
+        if not self.seats:
+            return [{}]
         good, bad = item.debate_pair()
         if len(self.seats) == 1:
             return [{self.seats[0]: good}, {self.seats[0]: bad}]

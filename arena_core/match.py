@@ -111,6 +111,7 @@ class Match:
             seat=seat,
             phase=phase,
             round=round,
+            item_id=self.item.id,
             question=self.item.question,
             answers=list(self.item.answers),
             my_answer=mine,

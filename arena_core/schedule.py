@@ -67,8 +67,12 @@ def pairings(
 
     round-robin: every ordered choice of distinct players (so both speaking orders of each pair);
     red-blue: the red player against each blue one, in both orders; self-play: each player in
-    every seat.
+    every seat. A protocol without seats (re-judging stored transcripts) plays once per item.
     """
+    if seats == 0:
+        return [()]
+    if not players:
+        raise UsageError("this protocol needs players: add [[players]] tables")
     if kind == "self-play":
         return [(p,) * seats for p in players]
     if kind == "red-blue":

@@ -63,6 +63,7 @@ class Observation(BaseModel):
     seat: str
     phase: str  # "speech", "scratchpad", "answer", ...
     round: int = 0
+    item_id: str = ""  # lets replaying or caching agents find their place
     question: str = ""
     answers: list[str] = Field(default_factory=list)
     my_answer: int | None = None  # index into `answers` this seat argues, if any
