@@ -111,10 +111,26 @@ class Writer:
     def add(self, result: Result) -> None:
         self.buffer.append(result)
 
-    def flush(self) -> None:
-        if not self.buffer:
-            return
+    def take(self) -> list[Result]:
         batch, self.buffer = self.buffer, []
+        return batch
+
+    def flush(self) -> None:
+        """Write everything buffered, in this thread (the async engine uses `write` in a thread)."""
+        batch = self.take()
+        self.write(batch)
+        if self.on_written:
+            for r in batch:
+                self.on_written(r)
+
+    def write(self, batch: list[Result]) -> None:
+        """One transaction: turns, verdicts, match rows and the rating updates they cause.
+
+        Runs off the event loop; only one write is in progress at a time, so the rating book
+        and `seq` need no lock.
+        """
+        if not batch:
+            return
         turns: list[dict[str, Any]] = []
         verdicts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
@@ -157,20 +173,8 @@ class Writer:
                         }
                     )
                 v = r.verdict
-                verdicts.append(
-                    {
-                        "match_id": row.id,
-                        "judge": v.judge,
-                        "probs": v.probs,
-                        "chosen": v.chosen,
-                        "winner_seat": v.winner,
-                        "winner": row.seats.get(v.winner) if v.winner else None,
-                        "correct": v.correct,
-                        "confidence": v.confidence,
-                        "raw": v.raw,
-                        "meta": v.meta,
-                    }
-                )
+                verdicts.append(verdict_row(row, -1, v))
+                verdicts.extend(verdict_row(row, n, nv) for n, nv in r.match.node_verdicts())
                 res = outcome(row.seats, v.winner)
                 if res is not None and self.book.update(*res):
                     touched.update(res[:2])
@@ -194,9 +198,22 @@ class Writer:
                 conn.execute(Rating.__table__.insert(), new)
         self.seq = seq
         self.stored.update(r["player"] for r in new)
-        if self.on_written:
-            for r in batch:
-                self.on_written(r)
+
+
+def verdict_row(row: MatchRow, node: int, v: Verdict) -> dict[str, Any]:
+    return {
+        "match_id": row.id,
+        "node": node,
+        "judge": v.judge,
+        "probs": v.probs,
+        "chosen": v.chosen,
+        "winner_seat": v.winner,
+        "winner": row.seats.get(v.winner) if v.winner else None,
+        "correct": v.correct,
+        "confidence": v.confidence,
+        "raw": v.raw,
+        "meta": v.meta,
+    }
 
 
 def default_worker() -> str:
@@ -319,22 +336,34 @@ class Tournament:
                     match=r.row.model_dump(mode="json"), verdict=r.verdict, error=r.error
                 )
 
-        writer = Writer(ledger, book, worker or default_worker(), written)
+        writer = Writer(ledger, book, worker or default_worker())
         queue: asyncio.Queue[MatchRow] = asyncio.Queue()
         for row in todo:
             queue.put_nowait(row)
         start = time.perf_counter()
         last_flush = start
+        flushing: asyncio.Task[None] | None = None
 
-        def maybe_flush(force: bool = False) -> None:
-            nonlocal last_flush
+        async def flush() -> None:
+            # Writing (SQL and TrueSkill, ~0.3 ms a match) runs in a thread so the event loop
+            # keeps serving agents meanwhile; one write at a time keeps finish order exact.
+            batch = writer.take()
+            if batch:
+                await asyncio.to_thread(writer.write, batch)
+                for r in batch:
+                    written(r)
+            summary.wall = time.perf_counter() - start
+            if progress:
+                progress(summary)
+
+        def maybe_flush() -> None:
+            nonlocal last_flush, flushing
+            if flushing is not None and not flushing.done():
+                return
             t = time.perf_counter()
-            if force or len(writer.buffer) >= max_buffer or t - last_flush >= flush_every:
-                writer.flush()
+            if len(writer.buffer) >= max_buffer or t - last_flush >= flush_every:
                 last_flush = t
-                summary.wall = t - start
-                if progress:
-                    progress(summary)
+                flushing = asyncio.create_task(flush())
 
         async def work() -> None:
             while True:
@@ -358,7 +387,11 @@ class Tournament:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         finally:
-            maybe_flush(force=True)
+            if flushing is not None:
+                await asyncio.gather(flushing, return_exceptions=True)
+                if flushing.exception() is not None:
+                    raise flushing.exception()  # type: ignore[misc]
+            await flush()
             summary.wall = time.perf_counter() - start
             for closer in [*agents.values(), judge]:
                 with contextlib.suppress(Exception):  # closing must not hide the run's outcome

@@ -101,6 +101,7 @@ class VerdictRow(SQLModel, table=True):
     __tablename__ = "verdict"
 
     match_id: str = Field(primary_key=True, foreign_key="match.id")
+    node: int = Field(default=-1, primary_key=True)  # -1: the match's main verdict
     judge: str
     probs: dict[str, float] = Field(sa_column=Column(JSON))
     chosen: str | None = None
@@ -303,8 +304,20 @@ class Ledger:
             )
 
     def verdict(self, match_id: str) -> VerdictRow | None:
+        """The main verdict (the one ratings use)."""
         with self.session() as s:
-            return s.get(VerdictRow, match_id)
+            return s.get(VerdictRow, (match_id, -1))
+
+    def node_verdicts(self, match_id: str) -> list[VerdictRow]:
+        """Verdicts on parts of a match (leaves of a branched debate, pairwise comparisons)."""
+        with self.session() as s:
+            return list(
+                s.exec(
+                    select(VerdictRow)
+                    .where(VerdictRow.match_id == match_id, VerdictRow.node >= 0)
+                    .order_by(VerdictRow.node)
+                )
+            )
 
     def counts(self, tournament: str) -> dict[str, int]:
         with self.session() as s:
@@ -320,13 +333,15 @@ class Ledger:
             return list(s.exec(select(Tournament).order_by(Tournament.created_at)))
 
     def done_with_verdicts(
-        self, *, tournament: str | None = None, pool: str | None = None
+        self, *, tournament: str | None = None, pool: str | None = None, nodes: bool = False
     ) -> list[tuple[MatchRow, VerdictRow]]:
-        """Finished matches with their verdicts, in finish order (the order ratings replay in)."""
+        """Finished matches with their main verdicts (or, with `nodes`, their node verdicts), in
+        finish order: the order ratings replay in."""
         with self.session() as s:
+            node = VerdictRow.node >= 0 if nodes else VerdictRow.node == -1
             q = (
                 select(MatchRow, VerdictRow)
-                .join(VerdictRow, VerdictRow.match_id == MatchRow.id)
+                .join(VerdictRow, (VerdictRow.match_id == MatchRow.id) & node)
                 .where(MatchRow.status == DONE)
             )
             if tournament:
@@ -334,7 +349,8 @@ class Ledger:
             if pool is not None:
                 names = s.exec(select(Tournament.name).where(Tournament.pool == pool)).all()
                 q = q.where(MatchRow.tournament.in_(list(names)))
-            return [tuple(r) for r in s.exec(q.order_by(MatchRow.finished_seq)).all()]
+            q = q.order_by(MatchRow.finished_seq, VerdictRow.node)
+            return [tuple(r) for r in s.exec(q).all()]
 
     def tournament(self, name: str) -> Tournament:
         with self.session() as s:

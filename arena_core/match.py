@@ -79,8 +79,10 @@ class Match:
         self.attempt = attempt
         self.turns: list[Turn] = []
         self.rng = random.Random(seed_for(match_id, attempt))
-        self.decision: Decision | None = None
-        self.view: JudgeView | None = None
+        # Every recorded judge decision: (node, decision, view). `node` keys a leaf or comparison
+        # (a turn index, say) for protocols that ask the judge more than once; None is the main one.
+        self.decisions: list[tuple[int | None, Decision, JudgeView]] = []
+        self.main: tuple[Decision, JudgeView] | None = None
 
     # --- what participants see ------------------------------------------------------------------
 
@@ -269,22 +271,64 @@ class Match:
             attempt=self.attempt,
         )
 
-    async def decide(self, view: JudgeView | None = None) -> Decision:
-        """Ask the judge; the decision is kept and later resolved into the match's verdict."""
-        view = view or self.judge_view()
+    async def consult(self, view: JudgeView, judge: Judge | None = None) -> Decision:
+        """Ask a judge (by default the match's) without recording a verdict: scoring calls such
+        as best-of-n candidate ranking."""
+        judge = judge or self.judge_plugin
 
         async def once(i: int) -> Decision:
             v = view.model_copy(update={"attempt": self.attempt * 100 + i})
-            return check_decision(await self.judge_plugin.decide(v), v)
+            return check_decision(await judge.decide(v), v)
 
-        self.decision = await self._call(f"judge ({self.judge_name})", once)
-        self.view = view
-        return self.decision
+        return await self._call(f"judge ({self.judge_name})", once)
+
+    async def decide(
+        self, view: JudgeView | None = None, *, node: int | None = None, main: bool | None = None
+    ) -> Decision:
+        """Ask the judge and record the decision.
+
+        `node` names what was judged when a match has several verdicts (a leaf of a tree, a
+        pairwise comparison); every recorded decision lands in the ledger. The main verdict (the
+        one ratings use) is the decision with no node, or `main=True`; without one, the mean of
+        all recorded decisions.
+        """
+        view = view or self.judge_view()
+        decision = await self.consult(view)
+        self.decisions.append((node, decision, view))
+        if main or (main is None and node is None):
+            self.main = (decision, view)
+        return decision
 
     def verdict(self) -> Verdict:
-        if self.decision is None or self.view is None:
+        """The match's main verdict."""
+        if self.main is not None:
+            return resolve(*self.main, self.item, self.judge_name)
+        if not self.decisions:
             raise RuntimeError(f"protocol {self.protocol!r} finished without asking the judge")
-        return resolve(self.decision, self.view, self.item, self.judge_name)
+        view = self.decisions[0][2]
+        labels = [o.label for o in view.options]
+        if any([o.label for o in v.options] != labels for _, _, v in self.decisions):
+            raise RuntimeError(
+                f"protocol {self.protocol!r} recorded decisions over different options and no "
+                f"main one; call match.decide(..., main=True)"
+            )
+        probs = [
+            sum(d.probs[i] / sum(d.probs) for _, d, _ in self.decisions) for i in range(len(labels))
+        ]
+        mean = Decision(
+            probs=probs,
+            raw=f"mean of {len(self.decisions)} verdicts",
+            meta={"aggregated": len(self.decisions)},
+        )
+        return resolve(mean, view, self.item, self.judge_name)
+
+    def node_verdicts(self) -> list[tuple[int, Verdict]]:
+        """The verdicts recorded under a node, resolved like the main one."""
+        return [
+            (node, resolve(d, v, self.item, self.judge_name))
+            for node, d, v in self.decisions
+            if node is not None
+        ]
 
 
 def default_options(item: Item, assignment: dict[str, int]) -> list[AnswerOption]:

@@ -81,9 +81,21 @@ class JudgeStats:
     first_seat_wins: float | None  # share of decided two-seat verdicts won by the first speaker
 
 
+def graded_verdicts(ledger: Ledger, tournament: str) -> list[tuple[Any, Any]]:
+    """(match, verdict) pairs the judge metrics count: every node verdict of a match that has
+    them (each leaf of a branched debate), else its main verdict."""
+    nodes: dict[str, list[Any]] = {}
+    for m, v in ledger.done_with_verdicts(tournament=tournament, nodes=True):
+        nodes.setdefault(m.id, []).append((m, v))
+    out: list[tuple[Any, Any]] = []
+    for m, v in ledger.done_with_verdicts(tournament=tournament):
+        out.extend(nodes.get(m.id) or [(m, v)])
+    return out
+
+
 def judge_stats(ledger: Ledger, tournament: str) -> JudgeStats:
     """How often the judge sided with the gold answer, with a Wilson 95% interval."""
-    pairs = ledger.done_with_verdicts(tournament=tournament)
+    pairs = graded_verdicts(ledger, tournament)
     graded = [v for _, v in pairs if v.correct is not None]
     correct = sum(1 for v in graded if v.correct)
     lo, hi = wilson_interval(correct, len(graded))
@@ -108,7 +120,7 @@ def judge_accuracy_by_matchup(ledger: Ledger, tournament: str) -> list[dict[str,
     it argues; the judge's accuracy between equals is the figure debate research reports.
     """
     groups: dict[tuple[str, ...], list[bool]] = {}
-    for m, v in ledger.done_with_verdicts(tournament=tournament):
+    for m, v in graded_verdicts(ledger, tournament):
         if v.correct is None:
             continue
         groups.setdefault(tuple(sorted(m.seats.values())), []).append(bool(v.correct))

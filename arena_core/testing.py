@@ -162,6 +162,7 @@ def _agent_requests(seats: tuple[str, ...]) -> list[Request]:
                     seat=seat,
                     phase="speech",
                     round=rnd,
+                    item_id=item.id,
                     question=item.question,
                     answers=list(item.answers),
                     my_answer=mine,
@@ -496,16 +497,15 @@ async def _play(
     assert isinstance(decision, Decision), (
         f"{what}: play returned {type(decision).__name__}, expected the Decision of match.decide"
     )
-    assert judge.views and match.decision is not None, (
-        f"{what}: play returned without asking the judge through match.decide"
-    )
-    assert decision == match.decision, (
-        f"{what}: play returned a Decision other than the one match.decide produced"
-    )
+    assert judge.views, f"{what}: play returned without asking the judge (use match.decide)"
+    # The engine rates the match by match.verdict(): it fails when no decision was recorded.
     try:
         match.verdict()
     except Exception as exc:
-        raise AssertionError(f"{what}: match.verdict() failed: {exc}") from exc
+        raise AssertionError(
+            f"{what}: play finished without a verdict ({type(exc).__name__}: {exc}); "
+            f"decide through match.decide"
+        ) from exc
     return match, agents, judge
 
 
@@ -518,9 +518,9 @@ def check_protocol(
     """Play every variant of a few items through a real `Match`; return what was observed.
 
     Checks that `variants` maps every seat to a valid answer, that play decides through
-    `match.decide`, that every seat speaks, that turn indices run 0..n-1, that nothing outside
-    quoted material of the judge's view contains the hidden passage, and (with `deterministic`)
-    that a replay of a match records the same turns.
+    `match.decide`, that every seat (if the protocol has any) speaks, that turn indices run
+    0..n-1, that nothing outside quoted material of the judge's view contains the hidden
+    passage, and (with `deterministic`) that a replay of a match records the same turns.
     """
     protocol = _build("protocol", protocol_name_or_instance, options)
     name = (
@@ -532,8 +532,9 @@ def check_protocol(
     )
     assert inspect.iscoroutinefunction(protocol.play), f"{what}: play must be an async def"
     seats = tuple(protocol.seats)
-    assert seats and all(isinstance(s, str) and s for s in seats), (
-        f"{what}: seats must be a non-empty tuple of names, got {seats!r}"
+    # No seats is allowed: a seatless protocol (re-judging) has only the judge.
+    assert all(isinstance(s, str) and s for s in seats), (
+        f"{what}: seats must be a tuple of non-empty names, got {seats!r}"
     )
     assert len(set(seats)) == len(seats), f"{what}: seat names repeat: {seats!r}"
     report = ProtocolReport(context_seen=dict.fromkeys(seats, False))

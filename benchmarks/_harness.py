@@ -73,8 +73,14 @@ def run_tournament(toml: str, *, profile_to: str | None = None) -> Timed:
         counts = ledger.counts(cfg.name)
         rated = len(ledger.ratings(cfg.pool))
         ledger.close()
-    return Timed(matches=scheduled, seconds=seconds, done=counts.get("done", 0),
-                 failed=counts.get("failed", 0), summary=summary, rated_players=rated)
+    return Timed(
+        matches=scheduled,
+        seconds=seconds,
+        done=counts.get("done", 0),
+        failed=counts.get("failed", 0),
+        summary=summary,
+        rated_players=rated,
+    )
 
 
 def print_profile(path: str, top: int = 25) -> None:

@@ -20,11 +20,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import emit, log  # noqa: E402
+from _harness import emit, log
 
 TARGET_HELP = 0.5  # seconds, median of `arena --help`
-HEAVY = ("torch", "transformers", "sqlalchemy", "sqlmodel", "pydantic", "rich", "trueskill",
-         "numpy", "scipy")
+HEAVY = (
+    "torch",
+    "transformers",
+    "sqlalchemy",
+    "sqlmodel",
+    "pydantic",
+    "rich",
+    "trueskill",
+    "numpy",
+    "scipy",
+)
 MUST_NOT = ("torch", "transformers", "sqlalchemy")
 
 PROBE = """
@@ -57,12 +66,15 @@ def timed_runs(cmd: list[str], runs: int) -> list[float]:
     out = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env(),
-                              check=False)
+        proc = subprocess.run(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env(), check=False
+        )
         out.append(time.perf_counter() - t0)
         if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}: "
-                             f"{proc.stderr.decode(errors='replace')[-500:]}")
+            raise SystemExit(
+                f"{' '.join(cmd)} exited {proc.returncode}: "
+                f"{proc.stderr.decode(errors='replace')[-500:]}"
+            )
     return out
 
 
@@ -75,16 +87,26 @@ def import_times(cmd: list[str]) -> tuple[list[dict[str, object]], list[dict[str
 
     Top-level rows (depth 0) do not overlap; at any depth a parent's time includes its children's.
     """
-    proc = subprocess.run([sys.executable, "-X", "importtime", *cmd], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, env=env(), check=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", *cmd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env(),
+        check=True,
+        text=True,
+    )
     rows, every = [], []
     for line in proc.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
-        parts = line[len("import time:"):].split("|")
+        parts = line[len("import time:") :].split("|")
         self_us, cum_us, name = int(parts[0]), int(parts[1]), parts[2]
-        row = {"module": name.strip(), "depth": (len(name) - len(name.lstrip()) - 1) // 2,
-               "cumulative_ms": round(cum_us / 1000, 1), "self_ms": round(self_us / 1000, 1)}
+        row = {
+            "module": name.strip(),
+            "depth": (len(name) - len(name.lstrip()) - 1) // 2,
+            "cumulative_ms": round(cum_us / 1000, 1),
+            "self_ms": round(self_us / 1000, 1),
+        }
         every.append(row)
         if row["depth"] == 0:
             rows.append(row)
@@ -94,9 +116,14 @@ def import_times(cmd: list[str]) -> tuple[list[dict[str, object]], list[dict[str
 
 
 def help_imports() -> list[str]:
-    proc = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env(),
-                          check=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env(),
+        check=True,
+        text=True,
+    )
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("@@")][-1]
     return [m for m in line[2:].split(",") if m]
 
@@ -116,15 +143,21 @@ def main() -> int:
     top, every = import_times([arena, "plugins"])
     heavy = help_imports()
     help_fig = figures(help_t)
-    emit({
-        "benchmark": "cold_start", "runs": args.runs, "script": arena,
-        "help": help_fig, "plugins": figures(plugins_t),
-        "target_help_s": TARGET_HELP, "pass": help_fig["median_s"] <= TARGET_HELP,
-        "plugins_top_imports": top[: args.top],
-        "plugins_top_imports_any_depth": every[: args.top],
-        "help_imports_heavy": heavy,
-        "help_imports_torch_transformers_sqlalchemy": {m: m in heavy for m in MUST_NOT},
-    })
+    emit(
+        {
+            "benchmark": "cold_start",
+            "runs": args.runs,
+            "script": arena,
+            "help": help_fig,
+            "plugins": figures(plugins_t),
+            "target_help_s": TARGET_HELP,
+            "pass": help_fig["median_s"] <= TARGET_HELP,
+            "plugins_top_imports": top[: args.top],
+            "plugins_top_imports_any_depth": every[: args.top],
+            "help_imports_heavy": heavy,
+            "help_imports_torch_transformers_sqlalchemy": {m: m in heavy for m in MUST_NOT},
+        }
+    )
     return 0
 
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import emit, log, print_profile, run_tournament  # noqa: E402
+from _harness import emit, log, print_profile, run_tournament
 
 TARGET = 500.0  # matches/s
 ITEMS = 48  # the bundled dataset
@@ -101,8 +102,12 @@ def sizes(matches: int) -> tuple[int, int]:
 
 def config(name: str, judge: str, players: str, matches: int, concurrency: int) -> str:
     reps, limit = sizes(matches)
-    return HEADER.format(name=name, judge=judge, concurrency=concurrency, repetitions=reps,
-                         limit=limit) + players
+    return (
+        HEADER.format(
+            name=name, judge=judge, concurrency=concurrency, repetitions=reps, limit=limit
+        )
+        + players
+    )
 
 
 def main() -> int:
@@ -110,13 +115,18 @@ def main() -> int:
     ap.add_argument("--matches", type=int, default=3000, help="at least this many matches")
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--skip-extractive", action="store_true", help="main figure only")
-    ap.add_argument("--profile", action="store_true",
-                    help="also profile the fake-agent run (cProfile, to stderr)")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile the fake-agent run (cProfile, to stderr)",
+    )
     args = ap.parse_args()
 
-    prof = "engine_throughput.prof" if args.profile else None
-    fake = run_tournament(config("bench-fake", "random", FAKE_PLAYERS, args.matches,
-                                 args.concurrency), profile_to=prof)
+    prof = str(Path(tempfile.gettempdir()) / "engine_throughput.prof") if args.profile else None
+    fake = run_tournament(
+        config("bench-fake", "random", FAKE_PLAYERS, args.matches, args.concurrency),
+        profile_to=prof,
+    )
     rate = fake.matches / fake.seconds
     log(f"fake agents: {fake.matches} matches in {fake.seconds:.2f}s = {rate:.0f}/s")
     if prof:
@@ -124,21 +134,33 @@ def main() -> int:
     result = {
         "benchmark": "engine_throughput",
         "protocol": "debate, 2 debaters x 2 speeches + verdict, simultaneous",
-        "agents": "2 deterministic + 2 scripted", "judge": "random",
-        "concurrency": args.concurrency, "ledger": "sqlite file, WAL", "ratings": "trueskill",
-        "matches": fake.matches, "seconds": round(fake.seconds, 3),
-        "matches_per_s": round(rate, 1), "target": TARGET, "pass": rate >= TARGET,
-        "done": fake.done, "failed": fake.failed, "done_ok": fake.done == fake.matches,
+        "agents": "2 deterministic + 2 scripted",
+        "judge": "random",
+        "concurrency": args.concurrency,
+        "ledger": "sqlite file, WAL",
+        "ratings": "trueskill",
+        "matches": fake.matches,
+        "seconds": round(fake.seconds, 3),
+        "matches_per_s": round(rate, 1),
+        "target": TARGET,
+        "pass": rate >= TARGET,
+        "done": fake.done,
+        "failed": fake.failed,
+        "done_ok": fake.done == fake.matches,
         "rated_players": fake.rated_players,
     }
     if not args.skip_extractive:
-        ext = run_tournament(config("bench-extractive", "quote", EXTRACTIVE_PLAYERS,
-                                    args.matches, args.concurrency))
+        ext = run_tournament(
+            config("bench-extractive", "quote", EXTRACTIVE_PLAYERS, args.matches, args.concurrency)
+        )
         ext_rate = ext.matches / ext.seconds
         log(f"extractive + quote: {ext.matches} matches in {ext.seconds:.2f}s = {ext_rate:.0f}/s")
         result["extractive_quote"] = {
-            "matches": ext.matches, "seconds": round(ext.seconds, 3),
-            "matches_per_s": round(ext_rate, 1), "done": ext.done, "failed": ext.failed,
+            "matches": ext.matches,
+            "seconds": round(ext.seconds, 3),
+            "matches_per_s": round(ext_rate, 1),
+            "done": ext.done,
+            "failed": ext.failed,
             "done_ok": ext.done == ext.matches,
         }
     emit(result)
