@@ -1,4 +1,4 @@
-"""The hooks a plugin may implement. Each is documented in README.md with its exact signature."""
+"""The hooks a plugin may implement, each documented with its signature in docs/plugins.md."""
 
 from __future__ import annotations
 

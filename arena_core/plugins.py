@@ -39,8 +39,10 @@ def get_plugin_manager() -> pluggy.PluginManager:
                 dist = ep.dist.name if ep.dist else "?"
                 raise UsageError(f"plugin '{ep.name}' from {dist} failed to load: {exc}") from exc
             origin = ep.dist.name if ep.dist else ep.value
-            if pm.get_plugin(ep.name) is None:
-                pm.register(module, name=f"{origin}:{ep.name}")
+            name = f"{origin}:{ep.name}"
+            # The same entry point can appear twice (an editable and a regular install).
+            if pm.get_plugin(name) is None and not pm.is_registered(module):
+                pm.register(module, name=name)
         _pm = pm
     return _pm
 

@@ -1,0 +1,1 @@
+"""An example Arena plugin: the `echo-example` agent and the `quickfire` protocol."""
