@@ -17,6 +17,50 @@ from typing import Any
 EXIT_USAGE = 2
 
 
+def add_report_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `arena report`."""
+    p.add_argument(
+        "--ledger",
+        metavar="URL",
+        help="ledger database URL (default: $ARENA_LEDGER or sqlite:///arena.db)",
+    )
+    p.add_argument(
+        "--tournament",
+        action="append",
+        help="a tournament to report (repeatable: printed side by side; default: all)",
+    )
+    p.add_argument("--format", choices=["table", "md", "json"], default="table")
+    p.add_argument("--out", help="write to this file instead of stdout")
+
+
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `arena pairs export`."""
+    p.add_argument(
+        "--from-ledger",
+        metavar="URL",
+        nargs="?",
+        const="",
+        help="read this ledger (no URL: $ARENA_LEDGER or sqlite:///arena.db)",
+    )
+    p.add_argument("--ledger", metavar="URL", help="same as --from-ledger URL")
+    p.add_argument("--tournament", action="append", help="only this tournament (repeatable)")
+    p.add_argument("--protocol", action="append", help="only this protocol (repeatable)")
+    p.add_argument("--player", help="only pairs this player spoke a side of")
+    p.add_argument("--judge", help="only matches decided by this judge")
+    p.add_argument(
+        "--min-gap", type=float, default=0.0, help="drop pairs whose gap is not above this"
+    )
+    p.add_argument("--since", help="only matches finished at or after this ISO date/time")
+    p.add_argument("--gamma", type=float, help="soft-target sharpness (default: the protocol's)")
+    p.add_argument(
+        "--conversational", action="store_true", help="chat messages instead of plain strings"
+    )
+    p.add_argument("--format", choices=["dataset", "jsonl"], help="default: from --out")
+    p.add_argument(
+        "--out", required=True, help="a directory (datasets.save_to_disk) or a .jsonl file"
+    )
+
+
 def _ledger_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ledger",
@@ -68,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tournament")
     p.add_argument("--status", choices=["pending", "done", "failed"])
     p.add_argument("--out", default="-", help="output file (default: stdout)")
+
+    p = sub.add_parser(
+        "report",
+        help="judge accuracy, side win rates, calibration and quote stats, side by side",
+    )
+    add_report_arguments(p)
+
+    p = sub.add_parser("pairs", help="preference pairs from the ledger")
+    psub = p.add_subparsers(dest="pairs_command", metavar="ACTION", required=True)
+    add_export_arguments(
+        psub.add_parser("export", help="pairs in TRL's format: a datasets directory or JSONL")
+    )
 
     p = sub.add_parser("ratings", help="rating maintenance")
     rsub = p.add_subparsers(dest="ratings_command", metavar="ACTION", required=True)
@@ -454,6 +510,18 @@ def cmd_ratings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from arena_core.report import report_command
+
+    return report_command(args)
+
+
+def cmd_pairs(args: argparse.Namespace) -> int:
+    from arena_core.pairs import pairs_export_command
+
+    return pairs_export_command(args)
+
+
 COMMANDS = {
     "run": cmd_run,
     "leaderboard": cmd_leaderboard,
@@ -462,6 +530,8 @@ COMMANDS = {
     "plugins": cmd_plugins,
     "export": cmd_export,
     "ratings": cmd_ratings,
+    "report": cmd_report,
+    "pairs": cmd_pairs,
 }
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ class Protocol(ABC):
     """
 
     seats: ClassVar[tuple[str, ...]] = ("A", "B")
+    # False for protocols whose verdicts compare free-form answers, not the item's graded ones.
+    gradable: ClassVar[bool] = True
 
     def variants(self, item: Item) -> list[dict[str, int]]:
         """Answer index per seat, per variant. Default: each seat argues both sides of a pair."""
@@ -63,6 +65,9 @@ class Protocol(ABC):
     @abstractmethod
     async def play(self, match: Match) -> Decision:
         """Play the match to the end and return the judge's decision (via `match.decide`)."""
+
+    # Optional: `def pairs(self, record: dict, **options) -> Iterator[dict]` yields preference
+    # pairs from one finished match (see arena_core.pairs); protocols without it export none.
 
 
 class DatasetSource(ABC):

@@ -137,6 +137,10 @@ class Match:
 
     # --- calls ----------------------------------------------------------------------------------
 
+    async def call(self, what: str, fn: Callable[[int], Awaitable[T]]) -> T:
+        """Run any plugin call under the match's timeout and retries (a judge's question, say)."""
+        return await self._call(what, fn)
+
     async def _call(self, what: str, fn: Callable[[int], Awaitable[T]]) -> T:
         """Run `fn(try_number)` under the timeout, retrying with exponential backoff."""
         last: BaseException | None = None
@@ -388,7 +392,11 @@ def resolve(decision: Decision, view: JudgeView, item: Item, judge: str) -> Verd
         probs={o.label: p for o, p in zip(view.options, probs, strict=True)},
         chosen=chosen.label if chosen else None,
         winner=chosen.seat if chosen else None,
-        correct=None if item.gold is None else (chosen is not None and chosen.index == item.gold),
+        # An option with index < 0 is not one of the item's answers (a free-form answer in
+        # self-play or a duel): such a verdict says nothing about the gold answer.
+        correct=None
+        if item.gold is None or (chosen is not None and chosen.index < 0)
+        else (chosen is not None and chosen.index == item.gold),
         raw=decision.raw,
         confidence=decision.confidence,
         meta=decision.meta,

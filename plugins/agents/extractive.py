@@ -2,8 +2,12 @@
 
 It ranks passage sentences by how well they support its own answer (content words shared with the
 answer, then the question) and how little they support the other side, and quotes the best ones it
-has not quoted yet. With `temperature` > 0 it samples among good sentences instead (for branching
-and best-of-n protocols).
+has not quoted yet. With `temperature` > 0 it samples among good sentences instead. Asked for n > 1
+texts at temperature 0, the first is its best speech and the others sample alternative quote
+choices at `alternatives_temperature`, so branching and best-of-n protocols get real
+alternatives. Asked for a scratchpad it writes private notes (the lines it means to quote);
+asked to answer without an assigned side (duels, self-play) it picks the answer the passage
+supports best.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ class ExtractiveOptions(BaseModel):
         1.0, description="penalty for words shared with the other answer"
     )
     temperature: float = Field(0.0, ge=0, description="0: always the best sentences; >0: sample")
+    alternatives_temperature: float = Field(
+        1.0, gt=0, description="sampling temperature of texts 2..n when n > 1 at temperature 0"
+    )
 
 
 class ExtractiveAgent(Agent):
@@ -58,23 +65,44 @@ class ExtractiveAgent(Agent):
             )
         return out
 
-    def speech(self, obs: Observation, rng: random.Random) -> str:
+    def pick_answer(self, obs: Observation) -> Observation:
+        """Without an assigned side, argue the answer best supported by a single sentence."""
+        if obs.my_answer is not None or len(obs.answers) < 2 or not obs.context:
+            return obs
+        sents = sentences(obs.context)
+        best = []
+        for i in range(len(obs.answers)):
+            trial = obs.model_copy(update={"my_answer": i, "opponent_answer": None})
+            best.append(max(self._scores(trial, sents), default=0.0))
+        mine = max(range(len(best)), key=lambda i: (best[i], -i))
+        other = max((i for i in range(len(best)) if i != mine), key=lambda i: (best[i], -i))
+        return obs.model_copy(update={"my_answer": mine, "opponent_answer": other})
+
+    def speech(self, obs: Observation, rng: random.Random, temperature: float | None = None) -> str:
+        obs = self.pick_answer(obs)
+        temperature = self.opts.temperature if temperature is None else temperature
         answer = obs.answers[obs.my_answer] if obs.my_answer is not None else "my answer"
         sents = sentences(obs.context or "")
-        said = " ".join(t.text for t in obs.transcript if t.seat == obs.seat)
+        # Only own speeches count as said: a scratchpad is a plan, not a quote already used.
+        said = " ".join(
+            t.text for t in obs.transcript if t.seat == obs.seat and t.phase == "speech"
+        )
         fresh = [i for i, s in enumerate(sents) if s not in said] or list(range(len(sents)))
         scores = self._scores(obs, sents)
         chosen: list[int] = []
         pool = list(fresh)
         for _ in range(min(self.opts.max_quotes, len(pool))):
-            if self.opts.temperature > 0:
+            if temperature > 0:
                 top = max(scores[i] for i in pool)
-                weights = [math.exp((scores[i] - top) / self.opts.temperature) for i in pool]
+                weights = [math.exp((scores[i] - top) / temperature) for i in pool]
                 pick = rng.choices(pool, weights)[0]
             else:
                 pick = max(pool, key=lambda i: (scores[i], -i))
             chosen.append(pick)
             pool.remove(pick)
+        if obs.phase == "scratchpad":
+            lines = " | ".join(sents[i] for i in sorted(chosen)) or "none: no passage"
+            return f"Notes for round {obs.round + 1}: argue '{answer}'. Lines to quote: {lines}"
         lead = "I argue" if obs.round == 0 else "My case stands"
         parts = [f"{lead} that the answer is: {answer}."]
         for i in sorted(chosen):
@@ -87,5 +115,10 @@ class ExtractiveAgent(Agent):
         out = []
         for r in requests:
             rng = random.Random(r.seed)
-            out.append(Response(texts=[self.speech(r.observation, rng) for _ in range(r.n)]))
+            alt = self.opts.temperature or self.opts.alternatives_temperature
+            texts = [self.speech(r.observation, rng, None if j == 0 else alt) for j in range(r.n)]
+            meta = {}
+            if r.observation.my_answer is None:  # it chose a side: say which, for graders
+                meta["answers"] = [self.pick_answer(r.observation).my_answer] * r.n
+            out.append(Response(texts=texts, meta=meta))
         return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from arena_plugins.agents import extractive, fake
+from arena_plugins.agents.sampler import SamplerOptions
 
 from arena_core.hookspecs import hookimpl
 from arena_core.registry import Registry
@@ -35,6 +36,13 @@ def extractive_agent(options: extractive.ExtractiveOptions) -> Any:
     return extractive.ExtractiveAgent(options)
 
 
+def sampler(options: SamplerOptions) -> Any:
+    """Varied answers from the item's candidates, quotes and fillers (self-play, duels)."""
+    from arena_plugins.agents.sampler import SamplerAgent
+
+    return SamplerAgent(options)
+
+
 @hookimpl
 def arena_register(registry: Registry) -> None:
     registry.add("agent", "deterministic", deterministic, fake.DeterministicOptions)
@@ -42,3 +50,4 @@ def arena_register(registry: Registry) -> None:
     registry.add("agent", "scripted", scripted, fake.ScriptedOptions)
     registry.add("agent", "faulty", faulty, fake.FaultyOptions)
     registry.add("agent", "extractive", extractive_agent, extractive.ExtractiveOptions)
+    registry.add("agent", "sampler", sampler, SamplerOptions)

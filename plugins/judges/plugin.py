@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from arena_plugins.judges.quote import QuoteJudgeOptions
+from arena_plugins.judges.scoring import (
+    InteractiveQuoteOptions,
+    KeywordOptions,
+    LengthOptions,
+    PanelOptions,
+)
 from pydantic import BaseModel
 
 from arena_core.hookspecs import hookimpl
@@ -25,7 +31,39 @@ def random_judge(options: BaseModel) -> Any:
     return RandomJudge(options)
 
 
+def interactive_quote(options: InteractiveQuoteOptions) -> Any:
+    """The quote judge, asking the weakest side for evidence between rounds while unsure."""
+    from arena_plugins.judges.scoring import InteractiveQuoteJudge
+
+    return InteractiveQuoteJudge(options)
+
+
+def length(options: LengthOptions) -> Any:
+    """Reward = the answer's length in words, up to a cap (an explicit reward-model bias)."""
+    from arena_plugins.judges.scoring import LengthJudge
+
+    return LengthJudge(options)
+
+
+def keyword(options: KeywordOptions) -> Any:
+    """Cost = listed (harm) keywords in the answer; lower is preferred."""
+    from arena_plugins.judges.scoring import KeywordJudge
+
+    return KeywordJudge(options)
+
+
+def panel(options: PanelOptions) -> Any:
+    """Several judges score the same answers; a rule decides, the verdict keeps every score."""
+    from arena_plugins.judges.scoring import PanelJudge
+
+    return PanelJudge(options)
+
+
 @hookimpl
 def arena_register(registry: Registry) -> None:
     registry.add("judge", "quote", quote, QuoteJudgeOptions)
     registry.add("judge", "random", random_judge, NoOptions)
+    registry.add("judge", "interactive-quote", interactive_quote, InteractiveQuoteOptions)
+    registry.add("judge", "length", length, LengthOptions)
+    registry.add("judge", "keyword", keyword, KeywordOptions)
+    registry.add("judge", "panel", panel, PanelOptions)
