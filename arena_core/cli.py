@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=["protocol", "agent", "judge", "learner", "dataset"])
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser(
+        "datasets", help="dataset plugins and their options; preview one with `show`"
+    )
+    from arena_core.datasets_cmd import add_arguments as add_datasets_arguments  # argparse only
+
+    add_datasets_arguments(p)
+
     p = sub.add_parser("export", help="matches with transcripts and verdicts as JSONL")
     _ledger_arg(p)
     p.add_argument("--tournament")
@@ -510,6 +517,12 @@ def cmd_ratings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from arena_core.datasets_cmd import run
+
+    return run(args)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from arena_core.report import report_command
 
@@ -531,6 +544,7 @@ COMMANDS = {
     "export": cmd_export,
     "ratings": cmd_ratings,
     "report": cmd_report,
+    "datasets": cmd_datasets,
     "pairs": cmd_pairs,
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from arena_plugins.agents import extractive, fake
+from arena_plugins.agents.replay import ReplayOptions
 from arena_plugins.agents.sampler import SamplerOptions
 
 from arena_core.hookspecs import hookimpl
@@ -36,6 +37,13 @@ def extractive_agent(options: extractive.ExtractiveOptions) -> Any:
     return extractive.ExtractiveAgent(options)
 
 
+def replay(options: ReplayOptions) -> Any:
+    """Speaks a stored debate's recorded speeches (a human debater against a model)."""
+    from arena_plugins.agents.replay import ReplayAgent
+
+    return ReplayAgent(options)
+
+
 def sampler(options: SamplerOptions) -> Any:
     """Varied answers from the item's candidates, quotes and fillers (self-play, duels)."""
     from arena_plugins.agents.sampler import SamplerAgent
@@ -50,4 +58,5 @@ def arena_register(registry: Registry) -> None:
     registry.add("agent", "scripted", scripted, fake.ScriptedOptions)
     registry.add("agent", "faulty", faulty, fake.FaultyOptions)
     registry.add("agent", "extractive", extractive_agent, extractive.ExtractiveOptions)
+    registry.add("agent", "replay", replay, ReplayOptions)
     registry.add("agent", "sampler", sampler, SamplerOptions)

@@ -1,107 +1,150 @@
-"""Datasets from files: the bundled reading-comprehension set, and any JSONL with a field map."""
+"""Questions from any table-shaped file with a field map: JSONL, CSV, parquet, a saved HF dataset.
+
+Also the bundled reading-comprehension set, which is one such file.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from arena_plugins.datasets.records import (
+    DatasetError,
+    FileOptions,
+    Format,
+    Raw,
+    RecordError,
+    RecordSource,
+    scalars,
+)
 from pydantic import BaseModel, ConfigDict, Field
 
-from arena_core.errors import UsageError
-from arena_core.interfaces import DatasetSource
 from arena_core.types import Item
+
+__all__ = [
+    "BUNDLED",
+    "BundledOptions",
+    "CsvOptions",
+    "DatasetError",
+    "FieldMapOptions",
+    "HfDiskOptions",
+    "JsonlOptions",
+    "JsonlSource",
+    "ParquetOptions",
+    "RecordError",
+    "bundled_source",
+]
 
 BUNDLED = Path(__file__).parent / "data" / "bundled.jsonl"
 
 
-class DatasetError(UsageError):
-    """A malformed record, named by file, line and field."""
+class FieldMapOptions(FileOptions):
+    """Which field holds what. Fields may be dotted paths ('meta.id', 'choices.0')."""
 
-
-class JsonlOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    path: str = Field(description="the .jsonl file")
-    id: str | None = Field("id", description="id field; None: '<file stem>:<line>'")
+    id: str | None = Field("id", description="id field; when absent: '<file name>:<line>'")
     question: str = "question"
-    answers: str = "answers"
-    gold: str | None = Field("gold", description="0-based index of the correct answer")
-    context: str | None = Field("context", description="hidden passage field, if any")
-    distractor: str | None = None
+    answers: str | list[str] = Field(
+        "answers", description="a field holding a list, or a list of fields (one per answer)"
+    )
+    gold: str | None = Field(
+        "gold", description="index of the correct answer, or its text; None: ungraded"
+    )
+    gold_base: Literal[0, 1] = Field(0, description="1 when gold (and distractor) count from 1")
+    context: str | None = Field("context", description="the hidden passage, if any")
+    distractor: str | None = Field(None, description="index (or text) of the wrong answer to argue")
 
 
-class JsonlSource(DatasetSource):
-    """Streams a JSONL file line by line; each record becomes an Item via the field map."""
+class JsonlOptions(FieldMapOptions):
+    format: Format = "jsonl"
 
-    def __init__(self, options: JsonlOptions) -> None:
-        self.opts = options
-        self.path = Path(options.path)
 
-    def _field(self, rec: dict[str, Any], name: str | None, lineno: int, *, required: bool) -> Any:
-        if name is None:
-            return None
-        if name not in rec:
-            if required:
-                raise DatasetError(f"{self.path}:{lineno}: missing field '{name}'")
-            return None
-        return rec[name]
+class CsvOptions(FieldMapOptions):
+    format: Format = "csv"
 
-    def items(self, split: str | None = None) -> Iterator[Item]:
-        o = self.opts
-        try:
-            fh = self.path.open(encoding="utf-8")
-        except OSError as exc:
-            raise DatasetError(f"{self.path}: cannot read: {exc}") from None
-        with fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
+
+class ParquetOptions(FieldMapOptions):
+    format: Format = "parquet"
+
+
+class HfDiskOptions(FieldMapOptions):
+    format: Format = Field("hf-disk", description="a directory written by save_to_disk")
+
+
+def answer_index(value: Any, answers: list[str], raw: Raw, field: str, base: int) -> int:
+    """An answer given as an index (int or digits, counted from `base`) or as its text."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        idx = value - base
+        if 0 <= idx < len(answers):
+            return idx
+        raise raw.error(
+            field,
+            f"must be an index into the {len(answers)} answers (counting from {base}), got {value}",
+        )
+    if isinstance(value, str) and value in answers:
+        return answers.index(value)
+    raise raw.error(field, f"must be an answer index or an answer's text, got {value!r}")
+
+
+class JsonlSource(RecordSource):
+    """Each record becomes one Item through the field map; the file is streamed."""
+
+    opts: FieldMapOptions
+
+    def __init__(self, options: FieldMapOptions) -> None:
+        super().__init__(options)
+
+    def _answers(self, raw: Raw) -> list[str]:
+        spec = self.opts.answers
+        if isinstance(spec, list):
+            answers = [raw.text(f) for f in spec]
+        else:
+            value = raw.need(spec)
+            if isinstance(value, str) and value.lstrip().startswith("["):  # a list in a CSV cell
                 try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DatasetError(f"{self.path}:{lineno}: not valid JSON: {exc}") from None
-                if not isinstance(rec, dict):
-                    raise DatasetError(f"{self.path}:{lineno}: expected an object")
-                if split is not None and rec.get("split", split) != split:
-                    continue
-                answers = self._field(rec, o.answers, lineno, required=True)
-                if (
-                    not isinstance(answers, list)
-                    or len(answers) < 2
-                    or not all(isinstance(a, str) for a in answers)
-                ):
-                    raise DatasetError(
-                        f"{self.path}:{lineno}: field '{o.answers}' must be a list "
-                        f"of at least 2 strings"
-                    )
-                gold = self._field(rec, o.gold, lineno, required=False)
-                if gold is not None and (not isinstance(gold, int) or not 0 <= gold < len(answers)):
-                    raise DatasetError(
-                        f"{self.path}:{lineno}: field '{o.gold}' must be an index "
-                        f"into the {len(answers)} answers, got {gold!r}"
-                    )
-                question = self._field(rec, o.question, lineno, required=True)
-                if not isinstance(question, str) or not question.strip():
-                    raise DatasetError(
-                        f"{self.path}:{lineno}: field '{o.question}' must be a non-empty string"
-                    )
-                ident = self._field(rec, o.id, lineno, required=False)
-                yield Item(
-                    id=str(ident) if ident is not None else f"{self.path.stem}:{lineno}",
-                    question=question,
-                    answers=answers,
-                    gold=gold,
-                    context=self._field(rec, o.context, lineno, required=False),
-                    distractor=self._field(rec, o.distractor, lineno, required=False),
-                    metadata={
-                        k: v
-                        for k, v in rec.items()
-                        if k not in {o.id, o.question, o.answers, o.gold, o.context}
-                        and isinstance(v, str | int | float | bool)
-                    },
+                    value = json.loads(value)
+                except ValueError:
+                    raise raw.error(spec, "a '[' cell that is not a JSON list") from None
+            if (
+                not isinstance(value, list)
+                or len(value) < 2
+                or not all(isinstance(a, str) and a.strip() for a in value)
+            ):
+                raise raw.error(
+                    spec, f"must be a list of at least 2 non-empty strings, got {value!r:.80}"
                 )
+            answers = list(value)
+        return answers
+
+    def convert(self, raw: Raw) -> Iterator[Item]:
+        o = self.opts
+        answers = self._answers(raw)
+        question = raw.text(o.question)
+        gold = raw.get(o.gold)
+        distractor = raw.get(o.distractor)
+        context = raw.get(o.context)
+        if context is not None and not isinstance(context, str):
+            raise raw.error(
+                o.context or "context", f"must be a string, got {type(context).__name__}"
+            )
+        used = [o.id, o.question, o.gold, o.context, o.distractor, o.split_field]
+        used += o.answers if isinstance(o.answers, list) else [o.answers]
+        yield Item(
+            id=raw.ident(o.id),
+            question=question,
+            answers=answers,
+            gold=None
+            if gold is None
+            else answer_index(gold, answers, raw, o.gold or "gold", o.gold_base),
+            context=context,
+            distractor=None
+            if distractor is None
+            else answer_index(distractor, answers, raw, o.distractor or "", o.gold_base),
+            metadata=scalars(raw.data, used),
+        )
 
 
 class BundledOptions(BaseModel):

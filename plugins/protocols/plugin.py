@@ -10,6 +10,7 @@ from arena_plugins.protocols.debate import ConsultancyOptions, DebateOptions
 from arena_plugins.protocols.double_consultancy import DoubleConsultancyOptions
 from arena_plugins.protocols.duel import DuelOptions
 from arena_plugins.protocols.empty import EmptyOptions
+from arena_plugins.protocols.rejudge import RejudgeOptions
 from arena_plugins.protocols.self_play import SelfPlayOptions
 
 from arena_core.hookspecs import hookimpl
@@ -28,6 +29,13 @@ def consultancy(options: ConsultancyOptions) -> Any:
     from arena_plugins.protocols.debate import Consultancy
 
     return Consultancy(options)
+
+
+def rejudge(options: RejudgeOptions) -> Any:
+    """A stored debate (human debates, ledger matches) judged again; no players, no agents."""
+    from arena_plugins.protocols.rejudge import Rejudge
+
+    return Rejudge(options)
 
 
 def double_consultancy(options: DoubleConsultancyOptions) -> Any:
@@ -76,6 +84,7 @@ def best_of_n(options: BestOfNOptions) -> Any:
 def arena_register(registry: Registry) -> None:
     registry.add("protocol", "debate", debate, DebateOptions)
     registry.add("protocol", "consultancy", consultancy, ConsultancyOptions)
+    registry.add("protocol", "rejudge", rejudge, RejudgeOptions)
     registry.add("protocol", "double-consultancy", double_consultancy, DoubleConsultancyOptions)
     registry.add("protocol", "empty", empty, EmptyOptions)
     registry.add("protocol", "duel", duel, DuelOptions)
