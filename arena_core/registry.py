@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -37,7 +37,10 @@ class Entry:
         """(name, type, default) of each option, for `arena plugins`."""
         rows = []
         for key, info in self.options.model_fields.items():
-            ann = getattr(info.annotation, "__name__", None) or str(info.annotation)
+            if get_origin(info.annotation) is Literal:
+                ann = " | ".join(map(repr, get_args(info.annotation)))
+            else:
+                ann = getattr(info.annotation, "__name__", None) or str(info.annotation)
             default = (
                 "required"
                 if info.is_required()

@@ -592,8 +592,17 @@ def check_protocol(
 # --- datasets -------------------------------------------------------------------------------------
 
 
-def check_dataset(source: DatasetSource | str, n: int = 5, *, split: str | None = None) -> None:
-    """Check the first `n` items: valid Items, unique ids, the same ids on a second pass."""
+def check_dataset(
+    source: DatasetSource | str,
+    n: int = 5,
+    *,
+    split: str | None = None,
+    allow_no_answers: bool = False,
+) -> None:
+    """Check the first `n` items: valid Items, unique ids, the same ids on a second pass.
+
+    `allow_no_answers` admits prompt-only sets (self-play and online learners answer them).
+    """
     src = _build("dataset", source)
     what = f"dataset {source if isinstance(source, str) else _name(src)}"
     assert isinstance(src, DatasetSource), (
@@ -617,6 +626,9 @@ def check_dataset(source: DatasetSource | str, n: int = 5, *, split: str | None 
         where = f"{what}: item {item.id!r}"
         assert isinstance(item.id, str) and item.id, f"{what}: entry {pos} has an empty id"
         assert item.question.strip(), f"{where}: empty question"
+        ids.append(item.id)
+        if allow_no_answers and not item.answers:
+            continue
         assert len(item.answers) >= 2, f"{where}: {len(item.answers)} answer(s), need at least 2"
         assert all(isinstance(a, str) and a.strip() for a in item.answers), (
             f"{where}: answers must be non-empty strings, got {item.answers!r}"
@@ -627,7 +639,6 @@ def check_dataset(source: DatasetSource | str, n: int = 5, *, split: str | None 
         assert item.distractor is None or 0 <= item.distractor < len(item.answers), (
             f"{where}: distractor {item.distractor} is not an index into its answers"
         )
-        ids.append(item.id)
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     assert not dupes, f"{what}: duplicate item ids {dupes}"
     again = [i.id for i in first(n)]

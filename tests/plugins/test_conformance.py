@@ -303,3 +303,12 @@ class OneAnswer(DatasetSource):
 def test_broken_datasets_fail(source: DatasetSource, message: str) -> None:
     with pytest.raises(AssertionError, match=message):
         check_dataset(source)
+
+
+def test_prompt_only_dataset_passes_with_allow_no_answers(tmp_path) -> None:
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"prompt": "Write a haiku."}\n{"prompt": "Explain tides."}\n')
+    source = get_registry().build("dataset", "prompts", {"path": str(path)})
+    check_dataset(source, allow_no_answers=True)
+    with pytest.raises(AssertionError, match="need at least 2"):
+        check_dataset(source)
