@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from arena_core import cluster_args  # argparse only: `arena --help` stays fast
+
 EXIT_USAGE = 2
 
 
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, help="override [tournament] concurrency")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the final summary line")
+    cluster_args.add_run_arguments(p)  # --workers N, --executor slurm and the SLURM flags
 
     p = sub.add_parser("leaderboard", help="ratings of a pool (TrueSkill and Bradley-Terry)")
     _ledger_arg(p)
@@ -137,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = rsub.add_parser("recompute", help="replay finished matches and rewrite a pool's ratings")
     _ledger_arg(r)
     r.add_argument("--pool", help="pool (default: every pool)")
+    cluster_args.add_commands(sub)  # worker, ledger merge|upgrade, slurm submit
     return parser
 
 
@@ -181,6 +185,13 @@ def _out(text: str, dest: str | None) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
+
+    if args.executor == "slurm":
+        return cluster_args.slurm_command(args)
+    if args.workers is not None and args.workers < 1:
+        from arena_core.errors import UsageError
+
+        raise UsageError("--workers must be at least 1")
 
     from arena_core.config import load_config
     from arena_core.engine import Tournament
@@ -234,9 +245,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         progress = None  # type: ignore[assignment]
     try:
-        summary = asyncio.run(
-            tournament.run(ledger, retry_failed=args.retry_failed, progress=progress, hook=hook)
-        )
+        if args.workers:
+            from arena_core.worker import run_workers
+
+            summary = run_workers(
+                tournament, ledger, args.workers, retry_failed=args.retry_failed, progress=progress
+            )
+        else:
+            summary = asyncio.run(
+                tournament.run(ledger, retry_failed=args.retry_failed, progress=progress, hook=hook)
+            )
     except KeyboardInterrupt:
         counts = ledger.counts(cfg.name)
         console.print(
@@ -545,6 +563,9 @@ COMMANDS = {
     "ratings": cmd_ratings,
     "report": cmd_report,
     "datasets": cmd_datasets,
+    "worker": cluster_args.worker_command,
+    "ledger": cluster_args.ledger_command,
+    "slurm": cluster_args.slurm_command,
     "pairs": cmd_pairs,
 }
 

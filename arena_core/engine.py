@@ -4,28 +4,48 @@ Matches run as asyncio tasks, `concurrency` at a time, so agents that batch (loc
 overlap (APIs) see many requests at once. Finished matches are written in small groups, each in
 one transaction with its rating updates: a crash loses at most the matches in flight or not yet
 written, and a re-run plays exactly those.
+
+Two ways to find work. A single process on SQLite reads the pending matches once into an
+in-memory queue (the fast path). On a shared ledger (Postgres, or several local workers) each
+process claims batches of pending matches (`Ledger.claim`), heartbeats its claims, takes back
+claims whose worker went silent, and writes a match only while it still holds the claim.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import time
 import traceback
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, func, select, text
+from sqlalchemy.engine import Connection
 
 from arena_core.config import TournamentConfig
 from arena_core.errors import ConfigError, UsageError
 from arena_core.interfaces import Agent, Judge, Protocol
-from arena_core.ledger import DONE, FAILED, Ledger, MatchRow, Rating, TurnRow, VerdictRow, now
+from arena_core.ledger import (
+    DONE,
+    FAILED,
+    PENDING,
+    RUNNING,
+    Ledger,
+    MatchRow,
+    Rating,
+    TurnRow,
+    VerdictRow,
+    advisory_key,
+    now,
+)
 from arena_core.match import CallPolicy, Match
-from arena_core.ratings import RatingBook, outcome
+from arena_core.ratings import PlayerRating, RatingBook, outcome
 from arena_core.registry import Registry
 from arena_core.schedule import build_matches, sample_items
 from arena_core.types import Item, Verdict
@@ -41,6 +61,8 @@ class RunSummary:
     wall: float = 0.0
     interrupted: bool = False
     errors: dict[str, int] = field(default_factory=dict)
+    lost: int = 0  # played, but the claim had been taken back meanwhile: not written
+    claim_latencies: list[float] = field(default_factory=list)  # seconds per claim call
 
     @property
     def rate(self) -> float:
@@ -70,14 +92,18 @@ class Writer:
         book: RatingBook,
         worker: str,
         on_written: Callable[[Result], None] | None = None,
+        *,
+        claimed: bool = False,
     ) -> None:
         self.ledger = ledger
         self.book = book
         self.worker = worker
+        self.claimed = claimed  # matches come from claims: write only those still held
         self.buffer: list[Result] = []
         self.seq = ledger.max_seq()
         self.stored = {r.player for r in ledger.ratings(book.pool)}
         self.on_written = on_written
+        self._stale_book = False
         mt = MatchRow.__table__
         self._update_match = (
             mt.update()
@@ -117,25 +143,123 @@ class Writer:
 
     def flush(self) -> None:
         """Write everything buffered, in this thread (the async engine uses `write` in a thread)."""
-        batch = self.take()
-        self.write(batch)
+        written = self.write(self.take())
         if self.on_written:
-            for r in batch:
+            for r in written:
                 self.on_written(r)
 
-    def write(self, batch: list[Result]) -> None:
+    def write(self, batch: list[Result]) -> list[Result]:
         """One transaction: turns, verdicts, match rows and the rating updates they cause.
 
         Runs off the event loop; only one write is in progress at a time, so the rating book
-        and `seq` need no lock.
+        and `seq` need no lock. Returns the results written (in claim mode, those whose claim
+        was still held).
         """
         if not batch:
-            return
+            return []
+        if self.claimed:
+            return self._write_claimed(batch)
+        turns, verdicts, updates, rows, seq = self._prepare(batch, self.seq)
+        new = [r for r in rows if r["player"] not in self.stored]
+        old = [
+            {**r, "b_pool": r["pool"], "b_player": r["player"]}
+            for r in rows
+            if r["player"] in self.stored
+        ]
+        with self.ledger.engine.begin() as conn:
+            self._execute(conn, turns, verdicts, updates, old, new)
+        self.seq = seq
+        self.stored.update(r["player"] for r in new)
+        return batch
+
+    def _write_claimed(self, batch: list[Result]) -> list[Result]:
+        """Write the results whose claims this worker still holds, with serialised ratings.
+
+        Ratings under several writers: serialised, not recomputed. The transaction first locks
+        this worker's claimed rows (a conditional UPDATE: a match taken back meanwhile is not
+        matched, so its turns and verdict are dropped), then takes one ledger-wide lock (a
+        Postgres advisory lock; SQLite's write lock already is one), reads the newest
+        `finished_seq` and the pool's stored ratings, and applies TrueSkill on top of them in
+        `finished_seq` order. Live ratings therefore equal a replay at every commit, at the cost
+        of one lock and one small read per written group (up to `max_buffer` matches), whereas
+        recomputing would replay the whole pool on every write or leave ratings stale.
+        """
+        mt = MatchRow.__table__
+        ids = sorted({r.row.id for r in batch})
+        with self.ledger.engine.begin() as conn:
+            held = set(
+                conn.execute(
+                    mt.update()
+                    .where(mt.c.id.in_(ids), mt.c.worker == self.worker, mt.c.status == RUNNING)
+                    .values(heartbeat_at=self.ledger.db_now())
+                    .returning(mt.c.id)
+                ).scalars()
+            )
+            kept = [r for r in batch if r.row.id in held]
+            if not kept:
+                return []
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FINISH_LOCK})
+            seq = conn.execute(select(func.coalesce(func.max(mt.c.finished_seq), 0))).scalar_one()
+            if seq != self.seq or self._stale_book:
+                self._reload(conn)
+            self._stale_book = True  # until this transaction commits
+            turns, verdicts, updates, rows, seq = self._prepare(kept, seq)
+            new = [r for r in rows if r["player"] not in self.stored]
+            old = [
+                {**r, "b_pool": r["pool"], "b_player": r["player"]}
+                for r in rows
+                if r["player"] in self.stored
+            ]
+            self._execute(conn, turns, verdicts, updates, old, new)
+        self.seq = seq
+        self.stored.update(r["player"] for r in new)
+        self._stale_book = False
+        return kept
+
+    def _reload(self, conn: Connection) -> None:
+        """Replace the in-memory ratings with the stored ones (other workers wrote since)."""
+        rt = Rating.__table__
+        rows = conn.execute(select(rt).where(rt.c.pool == self.book.pool)).all()
+        self.book.players = {
+            r.player: PlayerRating(r.mu, r.sigma, r.matches, r.wins, r.losses, r.draws)
+            for r in rows
+        }
+        self.stored = {r.player for r in rows}
+
+    def _execute(
+        self,
+        conn: Connection,
+        turns: list[dict[str, Any]],
+        verdicts: list[dict[str, Any]],
+        updates: list[dict[str, Any]],
+        old: list[dict[str, Any]],
+        new: list[dict[str, Any]],
+    ) -> None:
+        if turns:
+            conn.execute(TurnRow.__table__.insert(), turns)
+        if verdicts:
+            conn.execute(VerdictRow.__table__.insert(), verdicts)
+        conn.execute(self._update_match, updates)
+        if old:
+            conn.execute(self._update_rating, old)
+        if new:
+            conn.execute(Rating.__table__.insert(), new)
+
+    def _prepare(
+        self, batch: list[Result], seq: int
+    ) -> tuple[
+        list[dict[str, Any]],
+        list[dict[str, Any]],
+        list[dict[str, Any]],
+        list[dict[str, Any]],
+        int,
+    ]:
+        """Rows to write for `batch`, rating the done matches in order after `seq`."""
         turns: list[dict[str, Any]] = []
         verdicts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         touched: set[str] = set()
-        seq = self.seq
         for r in batch:
             row = r.row
             upd = {
@@ -179,25 +303,100 @@ class Writer:
                 if res is not None and self.book.update(*res):
                     touched.update(res[:2])
             updates.append(upd)
-        rows = self.book.rows(sorted(touched))
-        new = [r for r in rows if r["player"] not in self.stored]
-        old = [
-            {**r, "b_pool": r["pool"], "b_player": r["player"]}
-            for r in rows
-            if r["player"] in self.stored
-        ]
-        with self.ledger.engine.begin() as conn:
-            if turns:
-                conn.execute(TurnRow.__table__.insert(), turns)
-            if verdicts:
-                conn.execute(VerdictRow.__table__.insert(), verdicts)
-            conn.execute(self._update_match, updates)
-            if old:
-                conn.execute(self._update_rating, old)
-            if new:
-                conn.execute(Rating.__table__.insert(), new)
-        self.seq = seq
-        self.stored.update(r["player"] for r in new)
+        return turns, verdicts, updates, self.book.rows(sorted(touched)), seq
+
+
+_FINISH_LOCK = advisory_key("arena:finish")  # serialises finish writes: ratings and finished_seq
+log = logging.getLogger("arena.engine")
+
+
+class Claimer:
+    """Feeds the engine's tasks from a shared ledger, claiming a batch of matches at a time.
+
+    Tops up in the background when half a batch is left, so tasks rarely wait for a claim. When
+    nothing is pending it takes back stale claims of dead workers, and waits (bounded polling)
+    while other workers still hold matches that could come back; then it is finished.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        tournament: str,
+        worker: str,
+        batch: int,
+        *,
+        stale_after: float,
+        poll: float,
+        forever: bool = False,
+        idle: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.idle = idle  # called before waiting: results still buffered must be written first
+        self.tournament = tournament
+        self.worker = worker
+        self.batch = max(1, batch)
+        self.stale_after = stale_after
+        self.poll = poll
+        self.forever = forever
+        self.rows: deque[MatchRow] = deque()
+        self.lock = asyncio.Lock()
+        self.finished = False
+        self.claimed = 0
+        self.latencies: list[float] = []
+        self._topping: asyncio.Task[None] | None = None
+
+    async def _claim(self) -> int:
+        t0 = time.perf_counter()
+        rows = await asyncio.to_thread(self.ledger.claim, self.tournament, self.worker, self.batch)
+        self.latencies.append(time.perf_counter() - t0)
+        self.rows.extend(rows)
+        self.claimed += len(rows)
+        return len(rows)
+
+    async def _top_up(self) -> None:
+        async with self.lock:
+            if len(self.rows) < self.batch // 2 and not self.finished:
+                await self._claim()
+
+    async def next(self) -> MatchRow | None:
+        while True:
+            if self.rows:
+                row = self.rows.popleft()
+                if (
+                    len(self.rows) < self.batch // 2
+                    and not self.lock.locked()
+                    and not self.finished
+                ):
+                    self._topping = asyncio.create_task(self._top_up())
+                return row
+            if self.finished:
+                return None
+            async with self.lock:
+                if self.rows or self.finished:
+                    continue
+                if await self._claim():
+                    continue
+                if self.idle is not None:
+                    # Write what this worker has finished before waiting on others: they may be
+                    # waiting for exactly these matches to stop being `running`.
+                    await self.idle()
+                ledger, t = self.ledger, self.tournament
+                if await asyncio.to_thread(ledger.take_back, t, self.stale_after):
+                    continue
+                busy = await asyncio.to_thread(ledger.running_elsewhere, t, self.worker)
+                if not busy and not self.forever:
+                    self.finished = True
+                    continue
+                await asyncio.sleep(self.poll)  # others hold matches: wait for them or their death
+
+    async def close(self) -> list[MatchRow]:
+        """Stop topping up; the claimed matches that were never started."""
+        self.finished = True
+        if self._topping is not None:
+            await asyncio.gather(self._topping, return_exceptions=True)
+        left = list(self.rows)
+        self.rows.clear()
+        return left
 
 
 def verdict_row(row: MatchRow, node: int, v: Verdict) -> dict[str, Any]:
@@ -307,15 +506,49 @@ class Tournament:
         worker: str | None = None,
         flush_every: float = 0.05,
         max_buffer: int = 256,
+        claim: bool | None = None,
+        schedule: bool = True,
+        claim_batch: int | None = None,
+        heartbeat_every: float = 5.0,
+        stale_after: float = 60.0,
+        poll: float = 0.5,
+        forever: bool = False,
     ) -> RunSummary:
-        """Play every pending (and with `retry_failed`, failed) match of the tournament."""
+        """Play every pending (and with `retry_failed`, failed) match of the tournament.
+
+        `claim` (default: on for a shared ledger such as Postgres) plays by claiming matches, so
+        any number of processes can run this at once; `schedule=False` skips writing the
+        schedule (a worker joining a tournament someone else scheduled). A claim whose
+        heartbeat (every `heartbeat_every` s) is older than `stale_after` s is taken back.
+        """
         cfg, raw = self.config, self.config.raw
+        claim = ledger.shared if claim is None else claim
         summary = RunSummary(tournament=cfg.name)
-        summary.scheduled = self.schedule(ledger)
-        todo = ledger.pending(cfg.name, retry_failed=retry_failed)
-        summary.to_play = len(todo)
+        summary.scheduled = self.schedule(ledger) if schedule else len(self.rows)
+        me = worker or default_worker()
+        claimer: Claimer | None = None
+        queue: asyncio.Queue[MatchRow] = asyncio.Queue()
+        if claim:
+            if retry_failed:
+                ledger.reset_failed(cfg.name)
+            counts = ledger.counts(cfg.name)
+            summary.to_play = counts.get(PENDING, 0) + counts.get(RUNNING, 0)
+            claimer = Claimer(
+                ledger,
+                cfg.name,
+                me,
+                claim_batch or raw.tournament.concurrency,
+                stale_after=stale_after,
+                poll=poll,
+                forever=forever,
+            )
+        else:
+            todo = ledger.pending(cfg.name, retry_failed=retry_failed)
+            summary.to_play = len(todo)
+            for row in todo:
+                queue.put_nowait(row)
         if hook is not None:
-            hook.arena_tournament_started(tournament=cfg.name, matches=len(todo))
+            hook.arena_tournament_started(tournament=cfg.name, matches=summary.to_play)
         agents, judge = self.agents, self.judge
         book = RatingBook.load(ledger, cfg.pool, raw.ratings.model_dump())
         policy = CallPolicy(
@@ -336,10 +569,7 @@ class Tournament:
                     match=r.row.model_dump(mode="json"), verdict=r.verdict, error=r.error
                 )
 
-        writer = Writer(ledger, book, worker or default_worker())
-        queue: asyncio.Queue[MatchRow] = asyncio.Queue()
-        for row in todo:
-            queue.put_nowait(row)
+        writer = Writer(ledger, book, me, claimed=claim)
         start = time.perf_counter()
         last_flush = start
         flushing: asyncio.Task[None] | None = None
@@ -349,17 +579,33 @@ class Tournament:
             # keeps serving agents meanwhile; one write at a time keeps finish order exact.
             batch = writer.take()
             if batch:
-                await asyncio.to_thread(writer.write, batch)
-                for r in batch:
+                done = await asyncio.to_thread(writer.write, batch)
+                summary.lost += len(batch) - len(done)
+                for r in done:
                     written(r)
             summary.wall = time.perf_counter() - start
             if progress:
                 progress(summary)
 
+        async def flush_now() -> None:
+            nonlocal flushing
+            if flushing is not None and not flushing.done():
+                await asyncio.wait([flushing])
+            if flushing is not None and flushing.exception() is not None:
+                raise flushing.exception()  # type: ignore[misc]
+            if writer.buffer:
+                flushing = asyncio.create_task(flush())
+                await asyncio.wait([flushing])
+
+        if claimer is not None:
+            claimer.idle = flush_now
+
         def maybe_flush() -> None:
             nonlocal last_flush, flushing
             if flushing is not None and not flushing.done():
                 return
+            if flushing is not None and flushing.exception() is not None:
+                raise flushing.exception()  # type: ignore[misc]  # a failed write ends the run
             t = time.perf_counter()
             if len(writer.buffer) >= max_buffer or t - last_flush >= flush_every:
                 last_flush = t
@@ -367,17 +613,34 @@ class Tournament:
 
         async def work() -> None:
             while True:
-                try:
-                    row = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
+                if claimer is not None:
+                    row = await claimer.next()
+                    if row is None:
+                        return
+                else:
+                    try:
+                        row = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        return
                 writer.add(await self.play_one(row, agents, judge, policy))
                 maybe_flush()
 
+        async def beat() -> None:
+            # From the event loop on purpose: a loop that hangs stops heartbeating, and its
+            # claims go to a live worker.
+            while True:
+                await asyncio.sleep(heartbeat_every)
+                try:
+                    await asyncio.to_thread(ledger.heartbeat, me)
+                    await asyncio.to_thread(ledger.take_back, cfg.name, stale_after)
+                except Exception as exc:  # a blip of the database must not end the run
+                    log.warning("heartbeat failed: %s", exc)
+
+        n_tasks = raw.tournament.concurrency if claim else max(1, summary.to_play)
         tasks = [
-            asyncio.create_task(work())
-            for _ in range(min(raw.tournament.concurrency, max(1, len(todo))))
+            asyncio.create_task(work()) for _ in range(min(raw.tournament.concurrency, n_tasks))
         ]
+        beating = asyncio.create_task(beat()) if claim else None
         try:
             await asyncio.gather(*tasks)
         except asyncio.CancelledError:
@@ -387,11 +650,21 @@ class Tournament:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         finally:
+            if beating is not None:
+                beating.cancel()
+                await asyncio.gather(beating, return_exceptions=True)
             if flushing is not None:
                 await asyncio.gather(flushing, return_exceptions=True)
                 if flushing.exception() is not None:
                     raise flushing.exception()  # type: ignore[misc]
             await flush()
+            if claimer is not None:
+                await claimer.close()
+                summary.claim_latencies = claimer.latencies
+                # Claims not written (never started, interrupted, or failed to write) go back
+                # now rather than after the stale timeout.
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(ledger.release, me)
             summary.wall = time.perf_counter() - start
             for closer in [*agents.values(), judge]:
                 with contextlib.suppress(Exception):  # closing must not hide the run's outcome

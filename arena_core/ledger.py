@@ -1,27 +1,54 @@
 """The ledger: every tournament, player, match, turn, verdict and rating, in SQLModel tables.
 
-SQLite (WAL) by default; the schema uses only portable types so Postgres follows unchanged. Hot
-paths (scheduling thousands of matches, writing finished ones) use SQLAlchemy Core bulk statements
-on the same tables: the ORM's per-object bookkeeping would cost more than the matches themselves.
+SQLite (WAL) by default; the schema uses only portable types so Postgres (psycopg 3) follows
+unchanged. Hot paths (scheduling thousands of matches, writing finished ones) use SQLAlchemy Core
+bulk statements on the same tables: the ORM's per-object bookkeeping would cost more than the
+matches themselves.
+
+Several processes share one ledger by claiming matches (`claim`, `heartbeat`, `take_back`): a
+claimed match is `running` under a worker name until that worker writes it; a worker that stops
+heartbeating loses its claims to whoever takes them back. The schema is versioned with alembic
+(`arena_core/migrations`); a fresh ledger is stamped with the head revision when it is created.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import warnings
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, event, func, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    event,
+    func,
+    inspect,
+    text,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from arena_core.errors import UsageError, suggest
+from arena_core.migrations import HEAD, LEGACY_BASE
 
 DEFAULT_LEDGER = "sqlite:///arena.db"
 
-PENDING, DONE, FAILED = "pending", "done", "failed"
+PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+
+# Filesystems where SQLite's locks and WAL shared memory do not work across hosts.
+NETWORK_FS = {"nfs", "nfs4", "lustre", "gpfs", "cifs", "smb3", "smbfs", "beegfs", "ceph", "9p"}
+MOUNTS = "/proc/mounts"
+_UNCLAIMED = {"status": PENDING, "worker": None, "claimed_at": None, "heartbeat_at": None}
 
 
 def now() -> datetime:
@@ -50,7 +77,8 @@ class Player(SQLModel, table=True):
 class MatchRow(SQLModel, table=True):
     __tablename__ = "match"
     __table_args__ = (
-        Index("ix_match_tournament_status", "tournament", "status"),
+        # Serves `pending` and `claim`: the next pending matches of a tournament in schedule order.
+        Index("ix_match_claim", "tournament", "status", "order_key"),
         Index("ix_match_finished_seq", "finished_seq"),
     )
 
@@ -68,8 +96,10 @@ class MatchRow(SQLModel, table=True):
     attempts: int = 0
     error: str | None = None
     traceback: str | None = None
-    worker: str | None = None
+    worker: str | None = None  # who claimed (status running) or wrote it
     created_at: datetime = Field(default_factory=now)
+    claimed_at: datetime | None = None
+    heartbeat_at: datetime | None = None  # a running match whose heartbeat is stale goes back
     started_at: datetime | None = None
     finished_at: datetime | None = None
     finished_seq: int | None = None  # global finish order: ratings replay in this order
@@ -140,6 +170,17 @@ class LearnerRun(SQLModel, table=True):
     created_at: datetime = Field(default_factory=now)
 
 
+# alembic's own bookkeeping table, declared here so a fresh ledger is stamped without importing
+# alembic (an optional extra, and slow to import).
+VERSION_TABLE = Table(
+    "alembic_version",
+    MetaData(),
+    Column("version_num", String(32), nullable=False),
+    PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+)
+_SCHEMA_LOCK = 0x41524E41  # pg advisory lock id: only one process creates the tables
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -153,32 +194,139 @@ def resolve_url(url: str | None) -> str:
     return url or os.environ.get("ARENA_LEDGER") or DEFAULT_LEDGER
 
 
-def open_engine(url: str | None = None, *, create: bool = True) -> Engine:
-    """Open (by default create) a ledger; a missing SQLite file is an error when not creating."""
-    url = resolve_url(url)
+def sqlite_path(url: str) -> str | None:
+    """The file behind a SQLite URL; None for other databases and in-memory SQLite."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1] if "///" in url else ""
+    return None if path in ("", ":memory:") else path
+
+
+def filesystem_type(path: str | os.PathLike[str], mounts: str | None = None) -> str | None:
+    """The filesystem type of the mount that holds `path` (Linux /proc/mounts; None elsewhere)."""
+    target = os.path.realpath(path)
+    best, fstype = "", None
+    try:
+        with open(mounts or MOUNTS, encoding="utf-8") as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                point = parts[1].replace("\\040", " ").replace("\\011", "\t")
+                inside = target == point or target.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best):
+                    best, fstype = point, parts[2]
+    except OSError:
+        return None
+    return fstype
+
+
+class SharedFilesystemWarning(UserWarning):
+    """A SQLite ledger on a network filesystem: locking breaks once two hosts open it."""
+
+
+def warn_if_network_fs(path: str, mounts: str | None = None) -> str | None:
+    """Warn when a SQLite ledger lives on NFS, Lustre, GPFS, CIFS or FUSE; return the type.
+
+    SQLite's WAL mode needs shared memory on one host and POSIX locks that these filesystems do
+    not honour across nodes, so two nodes writing one file corrupt it or deadlock. The fix is one
+    shard per task (`arena slurm submit`) merged afterwards, or a Postgres ledger.
+    """
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    fstype = filesystem_type(folder, mounts)
+    if fstype and (fstype in NETWORK_FS or fstype.startswith("fuse")):
+        warnings.warn(
+            f"the SQLite ledger {path} is on a {fstype} filesystem: never share one SQLite file "
+            f"across nodes (WAL needs shared memory on one host); give each task its own shard "
+            f"and `arena ledger merge` them, or use a postgresql+psycopg:// ledger",
+            SharedFilesystemWarning,
+            stacklevel=3,
+        )
+        return fstype
+    return None
+
+
+def raw_engine(url: str) -> Engine:
+    """An engine with the ledger's connection settings, without touching the schema."""
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if not create and path not in ("", ":memory:") and not os.path.exists(path):
-            raise UsageError(f"no ledger at {url} (run a tournament first, or pass --ledger)")
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    elif url.startswith("postgresql"):
+        # Every session reads and writes timestamps in UTC, whatever the server's zone.
+        kwargs["connect_args"] = {"options": "-c timezone=UTC"}
     try:
         engine = create_engine(url, **kwargs)
     except Exception as exc:  # bad URL, missing driver
         raise UsageError(f"cannot open ledger {url!r}: {exc}") from None
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
-    if create:
-        SQLModel.metadata.create_all(engine)
     return engine
+
+
+def open_engine(url: str | None = None, *, create: bool = True, check_fs: bool = True) -> Engine:
+    """Open (by default create) a ledger; a missing SQLite file is an error when not creating.
+
+    A ledger whose schema is not the head revision is refused with the command that upgrades
+    it: reading it with newer models would fail later with a less helpful SQL error.
+    `check_fs=False` skips the network-filesystem warning (reading published shards).
+    """
+    url = resolve_url(url)
+    path = sqlite_path(url)
+    if path is not None:
+        if not create and not os.path.exists(path):
+            raise UsageError(f"no ledger at {url} (run a tournament first, or pass --ledger)")
+        if check_fs:
+            warn_if_network_fs(path)
+    engine = raw_engine(url)
+    try:
+        prepare_schema(engine, create=create)
+    except UsageError:
+        engine.dispose()
+        raise
+    except Exception as exc:  # unreachable server, wrong password, not a database
+        engine.dispose()
+        raise UsageError(f"cannot open ledger {url!r}: {exc}") from None
+    return engine
+
+
+def schema_version(conn: Connection) -> str | None:
+    """The stamped revision; LEGACY_BASE for tables made before versioning; None when empty."""
+    insp = inspect(conn)
+    if insp.has_table("alembic_version"):
+        return conn.execute(select(VERSION_TABLE.c.version_num)).scalar()
+    if insp.has_table("match"):
+        return LEGACY_BASE
+    return None
+
+
+def prepare_schema(engine: Engine, *, create: bool) -> None:
+    """Create and stamp the tables of an empty ledger; refuse one at another revision."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+        version = schema_version(conn)
+        if version is None:
+            if not create:
+                raise UsageError(f"{engine.url!r} holds no ledger (run a tournament first)")
+            SQLModel.metadata.create_all(conn)
+            VERSION_TABLE.create(conn, checkfirst=True)
+            conn.execute(VERSION_TABLE.insert(), {"version_num": HEAD})
+        elif version != HEAD:
+            url = engine.url.render_as_string(hide_password=True)
+            raise UsageError(
+                f"the ledger {url} has schema revision {version!r}; this arena needs {HEAD!r}: "
+                f"run `arena ledger upgrade --ledger {url}` (back it up first)"
+            )
 
 
 class Ledger:
     """Reads and writes the ledger. One instance per process; sessions are short-lived."""
 
-    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+    def __init__(
+        self, url: str | None = None, *, create: bool = True, check_fs: bool = True
+    ) -> None:
         self.url = resolve_url(url)
-        self.engine = open_engine(self.url, create=create)
+        self.engine = open_engine(self.url, create=create, check_fs=check_fs)
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -211,8 +359,13 @@ class Ledger:
                         source=source,
                     )
                 )
-                s.commit()
-            elif row.config_hash != config_hash:
+                try:
+                    s.commit()
+                    return
+                except IntegrityError:  # another process created it meanwhile: compare with it
+                    s.rollback()
+                    row = s.get(Tournament, name)
+            if row is not None and row.config_hash != config_hash:
                 raise UsageError(
                     f"tournament '{name}' is already in the ledger with a different config "
                     f"(players, protocol, judge, dataset or seed changed); give the tournament a "
@@ -220,18 +373,25 @@ class Ledger:
                 )
 
     def ensure_players(self, players: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
-        with self.session() as s:
-            for name, agent, options in players:
-                row = s.get(Player, name)
-                if row is None:
-                    s.add(Player(name=name, agent=agent, options=options))
-                elif row.agent != agent or row.options != options:
-                    raise UsageError(
-                        f"player '{name}' is already in the ledger as agent '{row.agent}' with "
-                        f"options {json.dumps(row.options)}; a player's name must mean one "
-                        f"configuration: rename the new one"
-                    )
-            s.commit()
+        wanted = list(players)
+        for tries in range(2):  # a second pass when another process added the same players
+            try:
+                with self.session() as s:
+                    for name, agent, options in wanted:
+                        row = s.get(Player, name)
+                        if row is None:
+                            s.add(Player(name=name, agent=agent, options=options))
+                        elif row.agent != agent or row.options != options:
+                            raise UsageError(
+                                f"player '{name}' is already in the ledger as agent "
+                                f"'{row.agent}' with options {json.dumps(row.options)}; a "
+                                f"player's name must mean one configuration: rename the new one"
+                            )
+                    s.commit()
+                return
+            except IntegrityError:
+                if tries:
+                    raise
 
     def player(self, name: str) -> Player | None:
         with self.session() as s:
@@ -254,7 +414,9 @@ class Ledger:
                 )
             new = [r for r in rows if r["id"] not in existing]
             if new:
-                conn.execute(table.insert(), new)
+                # Several processes may schedule the same tournament at once: a row another one
+                # inserted meanwhile is skipped, not an error.
+                conn.execute(_insert(conn, table).on_conflict_do_nothing(), new)
         return len(new)
 
     def pending(self, tournament: str, *, retry_failed: bool = False) -> list[MatchRow]:
@@ -360,6 +522,127 @@ class Ledger:
             raise UsageError(f"no tournament '{name}' in {self.url}{suggest(name, known)}")
         return row
 
+    # --- claims: several workers on one ledger ---------------------------------------------------
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes are expected to play this ledger too (a server database)."""
+        return self.engine.dialect.name != "sqlite"
+
+    def db_now(self) -> Any:
+        """The time claims are stamped and judged with: the server's where there is one, so that
+        workers on machines with skewed clocks agree on what is stale."""
+        return func.now() if self.shared else now()
+
+    def claim(self, tournament: str, worker: str, limit: int) -> list[MatchRow]:
+        """Mark up to `limit` pending matches `running` under `worker` and return them.
+
+        Postgres: `SELECT ... FOR UPDATE SKIP LOCKED` in a materialised CTE, so concurrent
+        claimers skip each other's rows instead of queueing on them, and each row is claimed
+        once. SQLite: one UPDATE statement holds the database's write lock, which serialises
+        claimers the same way.
+        """
+        mt = MatchRow.__table__
+        clock = self.db_now()
+        pick = (
+            select(mt.c.id)
+            .where(mt.c.tournament == tournament, mt.c.status == PENDING)
+            .order_by(mt.c.order_key)
+            .limit(limit)
+        )
+        values = {
+            "status": RUNNING,
+            "worker": worker,
+            "claimed_at": clock,
+            "heartbeat_at": clock,
+        }
+        if self.shared:
+            cte = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+            stmt = mt.update().where(mt.c.id == cte.c.id)
+        else:
+            stmt = mt.update().where(mt.c.id.in_(pick.scalar_subquery()))
+        stmt = stmt.values(**values).returning(*mt.c)
+        with self.engine.begin() as conn:
+            rows = [MatchRow(**dict(r._mapping)) for r in conn.execute(stmt)]
+        rows.sort(key=lambda r: r.order_key)
+        return rows
+
+    def _update_unlocked(self, conds: list[Any], values: dict[str, Any]) -> int:
+        """UPDATE the matches meeting `conds`, skipping rows another transaction has locked.
+
+        On Postgres the heartbeat, take-back and release never wait for a row a writer is
+        finishing (that row is about to stop being `running` anyway), so they cannot deadlock
+        with a writer that locks its rows in another order.
+        """
+        mt = MatchRow.__table__
+        if self.shared:
+            cte = (
+                select(mt.c.id)
+                .where(*conds)
+                .with_for_update(skip_locked=True)
+                .cte("locked")
+                .prefix_with("MATERIALIZED")
+            )
+            stmt = mt.update().where(mt.c.id == cte.c.id)
+        else:
+            stmt = mt.update().where(*conds)
+        with self.engine.begin() as conn:
+            res = conn.execute(stmt.values(**values))
+        return int(res.rowcount or 0)
+
+    def heartbeat(self, worker: str) -> int:
+        """Refresh every claim of `worker`; returns how many it still holds."""
+        mt = MatchRow.__table__
+        return self._update_unlocked(
+            [mt.c.worker == worker, mt.c.status == RUNNING], {"heartbeat_at": self.db_now()}
+        )
+
+    def take_back(self, tournament: str | None, stale_after: float) -> int:
+        """Return to pending every running match whose heartbeat is older than `stale_after` s.
+
+        Its worker died or hung; if it comes back, its finish write finds the match no longer
+        claimed by it and is discarded (`Writer` in claim mode), so nothing is written twice.
+        Attempts are not counted up: the replay has the same seed as an uninterrupted run.
+        """
+        mt = MatchRow.__table__
+        cutoff = self.db_now() - timedelta(seconds=stale_after)
+        conds = [mt.c.status == RUNNING, mt.c.heartbeat_at < cutoff]
+        if tournament is not None:
+            conds.append(mt.c.tournament == tournament)
+        return self._update_unlocked(conds, _UNCLAIMED)
+
+    def release(self, worker: str) -> int:
+        """Give back every claim `worker` still holds (it is stopping): pending again at once."""
+        mt = MatchRow.__table__
+        return self._update_unlocked([mt.c.worker == worker, mt.c.status == RUNNING], _UNCLAIMED)
+
+    def running_elsewhere(self, tournament: str, worker: str) -> int:
+        """Matches of the tournament that other workers hold: they may still come back."""
+        mt = MatchRow.__table__
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(mt)
+                    .where(
+                        mt.c.tournament == tournament,
+                        mt.c.status == RUNNING,
+                        (mt.c.worker != worker) | mt.c.worker.is_(None),
+                    )
+                ).scalar_one()
+            )
+
+    def reset_failed(self, tournament: str) -> int:
+        """Failed matches back to pending, so that claimers play them again (`--retry-failed`)."""
+        mt = MatchRow.__table__
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                mt.update()
+                .where(mt.c.tournament == tournament, mt.c.status == FAILED)
+                .values(status=PENDING, worker=None)
+            )
+        return int(res.rowcount or 0)
+
     def max_seq(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(
@@ -375,3 +658,17 @@ class Ledger:
     def pools(self) -> list[str]:
         with self.session() as s:
             return sorted(set(s.exec(select(Rating.pool)).all()))
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT, which has `on_conflict_do_nothing` (SQLite and Postgres alike)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for `pg_advisory_xact_lock`."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
