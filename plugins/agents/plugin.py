@@ -5,8 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from arena_plugins.agents import extractive, fake
+from arena_plugins.agents.anthropic_agent import AnthropicOptions, anthropic_agent
+from arena_plugins.agents.hf_agent import HFOptions, transformers_agent
+from arena_plugins.agents.human import HumanOptions, human_agent
+from arena_plugins.agents.openai_agent import (
+    CompatibleOptions,
+    OpenAIOptions,
+    compatible_agent,
+    openai_agent,
+)
 from arena_plugins.agents.replay import ReplayOptions
 from arena_plugins.agents.sampler import SamplerOptions
+from arena_plugins.agents.vllm_agent import VLLMOptions, vllm_agent
 
 from arena_core.hookspecs import hookimpl
 from arena_core.registry import Registry
@@ -60,3 +70,9 @@ def arena_register(registry: Registry) -> None:
     registry.add("agent", "extractive", extractive_agent, extractive.ExtractiveOptions)
     registry.add("agent", "replay", replay, ReplayOptions)
     registry.add("agent", "sampler", sampler, SamplerOptions)
+    registry.add("agent", "transformers", transformers_agent, HFOptions)
+    registry.add("agent", "openai", openai_agent, OpenAIOptions)
+    registry.add("agent", "openai-compatible", compatible_agent, CompatibleOptions)
+    registry.add("agent", "anthropic", anthropic_agent, AnthropicOptions)
+    registry.add("agent", "human", human_agent, HumanOptions)
+    registry.add("agent", "vllm", vllm_agent, VLLMOptions)

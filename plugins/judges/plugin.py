@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from arena_plugins.judges.gold import GoldOptions, gold_judge
+from arena_plugins.judges.human_judge import HumanJudgeOptions, human_judge
+from arena_plugins.judges.llm_judge import LLMJudgeOptions, llm_judge
+from arena_plugins.judges.pairrm import PairRMOptions, pairrm_judge
 from arena_plugins.judges.quote import QuoteJudgeOptions
+from arena_plugins.judges.reward_model import RewardModelOptions, cost_model, reward_model
 from arena_plugins.judges.scoring import (
     InteractiveQuoteOptions,
     KeywordOptions,
@@ -67,3 +72,9 @@ def arena_register(registry: Registry) -> None:
     registry.add("judge", "length", length, LengthOptions)
     registry.add("judge", "keyword", keyword, KeywordOptions)
     registry.add("judge", "panel", panel, PanelOptions)
+    registry.add("judge", "llm", llm_judge, LLMJudgeOptions)
+    registry.add("judge", "gold", gold_judge, GoldOptions)
+    registry.add("judge", "reward-model", reward_model, RewardModelOptions)
+    registry.add("judge", "cost-model", cost_model, RewardModelOptions)
+    registry.add("judge", "human", human_judge, HumanJudgeOptions)
+    registry.add("judge", "pairrm", pairrm_judge, PairRMOptions)
