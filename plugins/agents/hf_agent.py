@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from arena_plugins.agents.batching import Batcher
+from arena_plugins.agents.shared import SharedModels
 from pydantic import BaseModel, ConfigDict, Field
 
 from arena_core.interfaces import Agent
@@ -446,8 +447,7 @@ class LoadedModel:
         return out
 
 
-_LOADED: dict[ModelKey, tuple[LoadedModel, int]] = {}
-_LOAD_LOCK = threading.Lock()
+_LOADED: SharedModels[ModelKey, LoadedModel] = SharedModels()
 
 
 def acquire(opts: HFOptions) -> LoadedModel:
@@ -462,23 +462,13 @@ def acquire(opts: HFOptions) -> LoadedModel:
         dtype=opts.dtype,
         trust_remote_code=opts.trust_remote_code,
     )
-    with _LOAD_LOCK:
-        found = _LOADED.get(key)
-        model = found[0] if found else LoadedModel(key)
-        _LOADED[key] = (model, (found[1] if found else 0) + 1)
-    return model
+    return _LOADED.acquire(key, LoadedModel)
 
 
 def release(model: LoadedModel) -> bool:
     """Drop one reference; True when it was the last (the weights are then freed)."""
-    with _LOAD_LOCK:
-        found = _LOADED.get(model.key)
-        if found is None or found[0] is not model:
-            return False
-        if found[1] > 1:
-            _LOADED[model.key] = (model, found[1] - 1)
-            return False
-        del _LOADED[model.key]
+    if not _LOADED.release(model.key, model):
+        return False
     if model.device.startswith("cuda"):
         with contextlib.suppress(Exception):
             model._torch.cuda.empty_cache()

@@ -21,7 +21,6 @@ agent is built, and a missing install is a clear error naming the extra. Not exe
 from __future__ import annotations
 
 import json
-import threading
 import time
 import zlib
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from typing import Any
 
 from arena_plugins.agents.batching import Batcher
 from arena_plugins.agents.hf_agent import row_seed
+from arena_plugins.agents.shared import SharedModels
 from pydantic import BaseModel, ConfigDict, Field
 
 from arena_core.interfaces import Agent
@@ -139,8 +139,7 @@ class Engine:
         return totals
 
 
-_ENGINES: dict[str, tuple[Engine, int]] = {}
-_LOCK = threading.Lock()
+_ENGINES: SharedModels[str, Engine] = SharedModels()
 _PER_AGENT = {
     "adapter",
     "max_new_tokens",
@@ -156,23 +155,11 @@ def acquire(o: VLLMOptions) -> Engine:
     settings = o.model_dump(mode="json", exclude=_PER_AGENT)
     settings["enable_lora"] = bool(o.enable_lora or o.adapter)
     key = json.dumps(settings, sort_keys=True)
-    with _LOCK:
-        found = _ENGINES.get(key)
-        engine = found[0] if found else Engine(o, key)
-        _ENGINES[key] = (engine, (found[1] if found else 0) + 1)
-    return engine
+    return _ENGINES.acquire(key, lambda k: Engine(o, k))
 
 
 def release(engine: Engine) -> bool:
-    with _LOCK:
-        found = _ENGINES.get(engine.key)
-        if found is None or found[0] is not engine:
-            return False
-        if found[1] > 1:
-            _ENGINES[engine.key] = (engine, found[1] - 1)
-            return False
-        del _ENGINES[engine.key]
-    return True
+    return _ENGINES.release(engine.key, engine)
 
 
 class VLLMAgent(Agent):

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from arena_plugins.agents.batching import Batcher
+from arena_plugins.agents.shared import SharedModels
 from arena_plugins.judges.gold import TextSource, option_texts
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -264,8 +265,7 @@ class LoadedPairRM:
         return self.batchers[key]
 
 
-_LOADED: dict[RankerKey, tuple[LoadedPairRM, int]] = {}
-_LOCK = threading.Lock()
+_LOADED: SharedModels[RankerKey, LoadedPairRM] = SharedModels()
 
 
 def acquire(o: PairRMOptions) -> LoadedPairRM:
@@ -276,23 +276,11 @@ def acquire(o: PairRMOptions) -> LoadedPairRM:
     if dtype == "auto" and not device.startswith("cpu"):
         dtype = "float16"  # llm-blender runs the ranker in half precision on GPUs
     key = RankerKey(o.model, o.backbone, device, dtype)
-    with _LOCK:
-        found = _LOADED.get(key)
-        model = found[0] if found else LoadedPairRM(key)
-        _LOADED[key] = (model, (found[1] if found else 0) + 1)
-    return model
+    return _LOADED.acquire(key, LoadedPairRM)
 
 
 def release(model: LoadedPairRM) -> bool:
-    with _LOCK:
-        found = _LOADED.get(model.key)
-        if found is None or found[0] is not model:
-            return False
-        if found[1] > 1:
-            _LOADED[model.key] = (model, found[1] - 1)
-            return False
-        del _LOADED[model.key]
-    return True
+    return _LOADED.release(model.key, model)
 
 
 class PairRMJudge(Judge):

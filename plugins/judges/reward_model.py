@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from arena_plugins.agents.batching import Batcher
+from arena_plugins.agents.shared import SharedModels
 from arena_plugins.judges.gold import TextSource, option_texts
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -126,31 +127,18 @@ class LoadedClassifier:
         return self.batchers[key]
 
 
-_LOADED: dict[ClassifierKey, tuple[LoadedClassifier, int]] = {}
-_LOCK = threading.Lock()
+_LOADED: SharedModels[ClassifierKey, LoadedClassifier] = SharedModels()
 
 
 def acquire(o: RewardModelOptions) -> LoadedClassifier:
     from arena_plugins.agents.hf_agent import pick_device
 
     key = ClassifierKey(o.model, o.tokenizer, pick_device(o.device), o.dtype)
-    with _LOCK:
-        found = _LOADED.get(key)
-        model = found[0] if found else LoadedClassifier(key)
-        _LOADED[key] = (model, (found[1] if found else 0) + 1)
-    return model
+    return _LOADED.acquire(key, LoadedClassifier)
 
 
 def release(model: LoadedClassifier) -> bool:
-    with _LOCK:
-        found = _LOADED.get(model.key)
-        if found is None or found[0] is not model:
-            return False
-        if found[1] > 1:
-            _LOADED[model.key] = (model, found[1] - 1)
-            return False
-        del _LOADED[model.key]
-    return True
+    return _LOADED.release(model.key, model)
 
 
 class RewardModelJudge(Judge):
