@@ -18,7 +18,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from arena_plugins.agents.openai_agent import LIMITS, APIOptions, PerLoop, cost_of, read_key
+from arena_plugins.agents.openai_agent import (
+    LIMITS,
+    APIOptions,
+    EndpointAgent,
+    PerLoop,
+    cost_of,
+    read_key,
+)
 from pydantic import Field
 
 from arena_core.interfaces import Agent
@@ -50,7 +57,7 @@ def to_anthropic(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]]
     return system, turns
 
 
-class AnthropicAgent(Agent):
+class AnthropicAgent(EndpointAgent):
     """Claude via `anthropic.AsyncAnthropic`."""
 
     def __init__(self, options: AnthropicOptions) -> None:
@@ -119,22 +126,6 @@ class AnthropicAgent(Agent):
                 "finish_reason": msgs[0].stop_reason,
             },
         )
-
-    async def respond(self, requests: Sequence[Request]) -> list[Response]:
-        return list(await asyncio.gather(*(self._one(r) for r in requests)))
-
-    def limit(self) -> asyncio.Semaphore:
-        """This endpoint's semaphore (declaring again if a closed agent is used anew)."""
-        if not self._declared:
-            LIMITS.declare(self.endpoint, self.opts.concurrency)
-            self._declared = True
-        return LIMITS.get(self.endpoint)
-
-    async def aclose(self) -> None:
-        if self._declared:
-            LIMITS.withdraw(self.endpoint, self.opts.concurrency)
-            self._declared = False
-        await self.clients.aclose()
 
 
 def anthropic_agent(options: AnthropicOptions) -> Agent:

@@ -183,7 +183,38 @@ def cost_of(
 # --- the OpenAI agent -----------------------------------------------------------------------------
 
 
-class OpenAIAgent(Agent):
+class EndpointAgent(Agent):
+    """What every API agent shares: one concurrency limit per endpoint, one client per loop.
+
+    Subclasses set `opts`, `endpoint`, `clients` and `_declared`, and implement `_one`.
+    """
+
+    opts: APIOptions
+    endpoint: str
+    clients: PerLoop
+    _declared: bool
+
+    async def _one(self, request: Request) -> Response:
+        raise NotImplementedError
+
+    async def respond(self, requests: Sequence[Request]) -> list[Response]:
+        return list(await asyncio.gather(*(self._one(r) for r in requests)))
+
+    def limit(self) -> asyncio.Semaphore:
+        """This endpoint's semaphore (declaring again if a closed agent is used anew)."""
+        if not self._declared:
+            LIMITS.declare(self.endpoint, self.opts.concurrency)
+            self._declared = True
+        return LIMITS.get(self.endpoint)
+
+    async def aclose(self) -> None:
+        if self._declared:
+            LIMITS.withdraw(self.endpoint, self.opts.concurrency)
+            self._declared = False
+        await self.clients.aclose()
+
+
+class OpenAIAgent(EndpointAgent):
     """Chat completions via `openai.AsyncOpenAI` (the official API or any compatible server)."""
 
     def __init__(self, options: OpenAIOptions, *, key_required: bool = True) -> None:
@@ -284,22 +315,6 @@ class OpenAIAgent(Agent):
             cost=cost_of(self.opts.prices, self.opts.model, served, prompt, completion),
             meta=meta,
         )
-
-    async def respond(self, requests: Sequence[Request]) -> list[Response]:
-        return list(await asyncio.gather(*(self._one(r) for r in requests)))
-
-    def limit(self) -> asyncio.Semaphore:
-        """This endpoint's semaphore (declaring again if a closed agent is used anew)."""
-        if not self._declared:
-            LIMITS.declare(self.endpoint, self.opts.concurrency)
-            self._declared = True
-        return LIMITS.get(self.endpoint)
-
-    async def aclose(self) -> None:
-        if self._declared:
-            LIMITS.withdraw(self.endpoint, self.opts.concurrency)
-            self._declared = False
-        await self.clients.aclose()
 
 
 def openai_agent(options: OpenAIOptions) -> Agent:
