@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from arena_core import cluster_args  # argparse only: `arena --help` stays fast
+from arena_core import cluster_args, learn_args  # argparse only: `arena --help` stays fast
 
 EXIT_USAGE = 2
 
@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     _ledger_arg(r)
     r.add_argument("--pool", help="pool (default: every pool)")
     cluster_args.add_commands(sub)  # worker, ledger merge|upgrade, slurm submit
+    learn_args.add_commands(sub)  # learn, loop, model tiny
     return parser
 
 
@@ -566,6 +567,9 @@ COMMANDS = {
     "worker": cluster_args.worker_command,
     "ledger": cluster_args.ledger_command,
     "slurm": cluster_args.slurm_command,
+    "learn": learn_args.learn_command,
+    "loop": learn_args.loop_command,
+    "model": learn_args.model_command,
     "pairs": cmd_pairs,
 }
 

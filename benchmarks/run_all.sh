@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python}"
 status=0
-for name in engine_throughput latency_concurrency cold_start workers hf_batching api_concurrency; do
+for name in engine_throughput latency_concurrency cold_start workers hf_batching api_concurrency learn_dpo; do
     echo "== $name" >&2
     "$PY" "benchmarks/$name.py" || status=$?
 done

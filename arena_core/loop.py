@@ -1,0 +1,439 @@
+"""`arena loop FILE`: iterated self-play -> learn -> cross-play, resumable at the step it stopped.
+
+    arena loop tournaments/iterative-dpo.toml [--ledger URL] [--iterations N]
+
+For iteration k = 1..N, with P0 the base player and Pk the player learned in iteration k:
+
+1. selfplay: a tournament `<loop>-selfplay-k` in which P(k-1) plays itself (`self-play`
+   schedule) under the `[selfplay]` protocol (branched debate, typically);
+2. learn: the `[learner]` plugin trains on the pairs of that tournament spoken by P(k-1)
+   (with `accumulate`, on every self-play tournament so far), starting from P(k-1): with LoRA,
+   from P(k-1)'s adapter, whose frozen copy is the reference, so each iterate is measured against
+   the previous one; Pk is registered with parent P(k-1) (see arena_core.learn);
+3. crossplay: a tournament `<loop>-crossplay-k` in which P0..Pk play each other (round-robin)
+   under the `[crossplay]` protocol, in its own rating pool.
+
+At the end the last cross-play leaderboard is printed with each player's parent.
+
+Resuming: the steps completed are kept in `<checkpoints>/loop-state.json` (written atomically
+after each step), with the ledger URL and a hash of the loop's config. Running the same command
+again skips completed steps and re-enters the one it stopped in: a tournament plays only the
+matches not done yet; a learn step whose player is already registered is kept, otherwise the
+interrupted learner run is marked failed and the step trains again (checkpoints are moved into
+place in one rename, so a killed run leaves none half-written). Raising `iterations` extends a
+finished loop; changing anything else is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from arena_core.config import (
+    DatasetSection,
+    JudgeSection,
+    PlayerSection,
+    RatingsSection,
+    RawConfig,
+    read_toml,
+    resolve,
+)
+from arena_core.errors import ConfigError, UsageError
+from arena_core.ledger import LearnerRun, Ledger
+from arena_core.registry import Registry
+
+STEPS = ("selfplay", "learn", "crossplay")
+STATE_FILE = "loop-state.json"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoopSection(_Section):
+    name: str = Field(min_length=1, description="prefix of every tournament the loop runs")
+    iterations: int = Field(2, ge=1)
+    seed: int = 0
+    checkpoints: str | None = Field(
+        None, description="where iterates and the loop state live (default: models/<name>)"
+    )
+    accumulate: bool = Field(
+        False, description="learn from every self-play so far, not only the latest"
+    )
+    names: str = Field("{base}-{learner}-{iteration}", description="name of each learned player")
+
+
+class StageSection(_Section):
+    """One tournament of the loop: the players are filled in by the loop."""
+
+    protocol: str
+    options: dict[str, Any] = Field(default_factory=dict, description="the protocol's options")
+    dataset: DatasetSection | None = None  # crossplay: default the selfplay's
+    judge: JudgeSection | None = None  # crossplay: default the selfplay's
+    concurrency: int = Field(16, ge=1)
+    repetitions: int = Field(1, ge=1)
+    timeout: float = Field(300.0, gt=0)
+    retries: int = Field(1, ge=0)
+    backoff: float = Field(0.5, ge=0)
+    ratings: RatingsSection = Field(default_factory=RatingsSection)
+
+
+class LearnerSection(_Section):
+    plugin: str = "dpo"
+    options: dict[str, Any] = Field(default_factory=dict)
+    min_gap: float = Field(0.0, ge=0, description="drop pairs whose gap is not above this")
+    gamma: float | None = Field(None, gt=0, description="soft-target sharpness of the pairs")
+
+
+class LoopConfig(_Section):
+    loop: LoopSection
+    player: PlayerSection
+    selfplay: StageSection
+    learner: LearnerSection = Field(default_factory=LearnerSection)
+    crossplay: StageSection
+
+    def identity(self) -> str:
+        """Everything but `iterations` (raising it extends a loop)."""
+        data = self.model_dump(mode="json")
+        data["loop"].pop("iterations")
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def checkpoints(self) -> Path:
+        return Path(self.loop.checkpoints or f"models/{self.loop.name}")
+
+    def player_name(self, k: int) -> str:
+        if k == 0:
+            return self.player.name
+        return self.loop.names.format(
+            base=self.player.name, learner=self.learner.plugin, iteration=k, loop=self.loop.name
+        )
+
+    def tournament(self, step: str, k: int) -> str:
+        return f"{self.loop.name}-{step}-{k}"
+
+
+def load_loop(path: str | Path, registry: Registry) -> LoopConfig:
+    """Read and check a loop file; plugin names and options are checked before anything runs."""
+    file = str(path)
+    data = read_toml(path)
+    try:
+        cfg = LoopConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err["loc"]]
+        table = loc[0] if loc else None
+        key = ".".join(loc[1:]) or None
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        if err["type"] == "missing" and key is None:
+            msg = f"missing table [{table}]"
+            table = None
+        raise ConfigError(msg, file=file, table=table, key=key) from None
+    if cfg.crossplay.dataset is None:
+        cfg.crossplay.dataset = cfg.selfplay.dataset
+    if cfg.crossplay.judge is None:
+        cfg.crossplay.judge = cfg.selfplay.judge
+    for stage in ("selfplay", "crossplay"):
+        if getattr(cfg, stage).dataset is None or getattr(cfg, stage).judge is None:
+            raise ConfigError("needs a dataset and a judge table", file=file, table=stage)
+    registry.validate(
+        "learner", cfg.learner.plugin, cfg.learner.options, file=file, table="learner.options"
+    )
+    # The stage tournaments with the base player alone: checks protocols, datasets, judges.
+    for stage in ("selfplay", "crossplay"):
+        resolve(_raw(cfg, stage, 1, [_player(cfg.player)]), registry, file)
+    return cfg
+
+
+def _player(p: PlayerSection) -> dict[str, Any]:
+    return {"name": p.name, "agent": p.agent, "options": dict(p.options)}
+
+
+def _raw(cfg: LoopConfig, stage: str, k: int, players: list[dict[str, Any]]) -> RawConfig:
+    s: StageSection = getattr(cfg, stage)
+    seed = cfg.loop.seed + (k if stage == "selfplay" else 0)  # new items each self-play
+    return RawConfig.model_validate(
+        {
+            "tournament": {
+                "name": cfg.tournament(stage, k),
+                "protocol": s.protocol,
+                "seed": seed,
+                "concurrency": s.concurrency,
+                "repetitions": s.repetitions,
+                "timeout": s.timeout,
+                "retries": s.retries,
+                "backoff": s.backoff,
+            },
+            "protocol": s.options,
+            "dataset": s.dataset.model_dump() if s.dataset else None,
+            "judge": s.judge.model_dump() if s.judge else None,
+            "players": players,
+            "schedule": {"kind": "self-play" if stage == "selfplay" else "round-robin"},
+            "ratings": s.ratings.model_dump(),
+        }
+    )
+
+
+# --- state ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoopState:
+    """Completed steps ("k/step"), the step in progress, and what the loop was started with."""
+
+    path: Path
+    data: dict[str, Any]
+
+    @classmethod
+    def open(cls, cfg: LoopConfig, ledger_url: str) -> LoopState:
+        path = cfg.checkpoints / STATE_FILE
+        if path.exists():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("identity") != cfg.identity():
+                raise UsageError(
+                    f"{path} was written by a different loop config (only `iterations` may "
+                    f"change); give the loop a new [loop] name or remove that file"
+                )
+            if data.get("ledger") != ledger_url:
+                raise UsageError(
+                    f"{path} belongs to the ledger {data.get('ledger')}, not {ledger_url}; "
+                    f"pass --ledger {data.get('ledger')} to resume it"
+                )
+            return cls(path, data)
+        state = cls(
+            path,
+            {
+                "loop": cfg.loop.name,
+                "identity": cfg.identity(),
+                "ledger": ledger_url,
+                "completed": [],
+                "current": None,
+            },
+        )
+        state.save()
+        return state
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def done(self, key: str) -> bool:
+        return key in self.data["completed"]
+
+    def start(self, key: str) -> None:
+        self.data["current"] = key
+        self.save()
+
+    def complete(self, key: str, info: dict[str, Any] | None = None) -> None:
+        self.data["completed"].append(key)
+        self.data.setdefault("info", {})[key] = info or {}
+        self.data["current"] = None
+        self.save()
+
+
+# --- steps ----------------------------------------------------------------------------------------
+
+
+def _play(
+    cfg: LoopConfig,
+    stage: str,
+    k: int,
+    players: list[dict[str, Any]],
+    ledger: Ledger,
+    registry: Registry,
+    source: str,
+) -> dict[str, Any]:
+    from arena_core.engine import Tournament
+    from arena_core.plugins import get_plugin_manager
+
+    tcfg = resolve(_raw(cfg, stage, k, players), registry, f"[{stage}]")
+    tournament = Tournament(tcfg, registry, source=source)
+    summary = asyncio.run(tournament.run(ledger, hook=get_plugin_manager().hook))
+    counts = ledger.counts(tcfg.name)
+    return {
+        "tournament": tcfg.name,
+        "done": counts.get("done", 0),
+        "failed": counts.get("failed", 0),
+        "played": summary.done + summary.failed,
+    }
+
+
+def _learned_player(ledger: Ledger, name: str) -> dict[str, Any]:
+    row = ledger.player(name)
+    if row is None:
+        raise UsageError(f"player '{name}' is missing from the ledger; the loop state is stale")
+    return {"name": row.name, "agent": row.agent, "options": dict(row.options)}
+
+
+def _abandon_runs(ledger: Ledger, loop: str, k: int) -> int:
+    """Mark this step's learner runs that a killed process left `running` as failed."""
+    from sqlmodel import select
+
+    n = 0
+    with ledger.session() as s:
+        for row in s.exec(select(LearnerRun).where(LearnerRun.status == "running")):
+            if row.config.get("loop") == loop and row.config.get("iteration") == k:
+                row.status = "failed"
+                row.metrics = {**row.metrics, "error": "interrupted; the loop was resumed"}
+                s.add(row)
+                n += 1
+        s.commit()
+    return n
+
+
+def _learn(
+    cfg: LoopConfig, k: int, ledger: Ledger, registry: Registry, say: Callable[[str], None]
+) -> dict[str, Any]:
+    from arena_core.learn import format_step, learn, ledger_pairs, resolve_base
+    from arena_core.pairs import PairQuery
+
+    parent, name = cfg.player_name(k - 1), cfg.player_name(k)
+    abandoned = _abandon_runs(ledger, cfg.loop.name, k)
+    row = ledger.player(name)
+    if row is not None and row.learner_run is not None:  # trained before the state was saved
+        return {"player": name, "learner_run": row.learner_run, "resumed": True}
+    if abandoned:
+        say(f"{k}/learn: {abandoned} interrupted learner run(s) marked failed; training again")
+    tournaments = [cfg.tournament("selfplay", i) for i in range(1, k + 1)]
+    query = PairQuery(
+        tournaments=tournaments if cfg.loop.accumulate else tournaments[-1:],
+        player=None if cfg.loop.accumulate else parent,
+        min_gap=cfg.learner.min_gap,
+        gamma=cfg.learner.gamma,
+    )
+    data = ledger_pairs(ledger, query, registry)
+    say(f"{k}/learn: {data.note}; from {parent}")
+
+    def on_step(logs: dict[str, Any]) -> None:
+        line = format_step(logs)
+        if line:
+            say(f"{k}/learn{line.replace('  step', ' step', 1)}")
+
+    result = learn(
+        ledger,
+        registry,
+        learner=cfg.learner.plugin,
+        options=cfg.learner.options,
+        data=data,
+        base=resolve_base(ledger, parent),
+        name=name,
+        out_dir=cfg.checkpoints / name,
+        tags={"loop": cfg.loop.name, "iteration": k},
+        on_step=on_step,
+    )
+    info = {"player": name, "learner_run": result.run_id, "pairs": len(data.rows)}
+    for when in ("before", "after"):
+        figures = result.summary.get(when) or {}
+        info[when] = {k2: figures[k2] for k2 in ("loss", "rewards/accuracies") if k2 in figures}
+    return info
+
+
+def run_loop(
+    cfg: LoopConfig,
+    ledger: Ledger,
+    registry: Registry,
+    *,
+    source: str = "",
+    say: Callable[[str], None] = lambda _: None,
+) -> LoopState:
+    """Run (or resume) every step not completed; return the final state."""
+    state = LoopState.open(cfg, ledger.url)
+    if state.data.get("current"):
+        say(f"resuming at {state.data['current']}")
+    for k in range(1, cfg.loop.iterations + 1):
+        for step in STEPS:
+            key = f"{k}/{step}"
+            if state.done(key):
+                continue
+            state.start(key)
+            if step == "selfplay":
+                current = cfg.player_name(k - 1)
+                player = _player(cfg.player) if k == 1 else _learned_player(ledger, current)
+                say(f"{key}: {current} plays itself in {cfg.tournament('selfplay', k)}")
+                info = _play(cfg, "selfplay", k, [player], ledger, registry, source)
+            elif step == "learn":
+                info = _learn(cfg, k, ledger, registry, say)
+            else:
+                players = [_player(cfg.player)] + [
+                    _learned_player(ledger, cfg.player_name(i)) for i in range(1, k + 1)
+                ]
+                names = ", ".join(p["name"] for p in players)
+                say(f"{key}: {names} in {cfg.tournament('crossplay', k)}")
+                info = _play(cfg, "crossplay", k, players, ledger, registry, source)
+            state.complete(key, info)
+            say(f"{key}: done {json.dumps(info)}")
+    return state
+
+
+def lineage_table(ledger: Ledger, pool: str) -> list[dict[str, Any]]:
+    """The pool's leaderboard with each player's parent and learner run."""
+    from arena_core.reports import leaderboard
+
+    rows = []
+    for r in leaderboard(ledger, pool, bootstrap=50):
+        p = ledger.player(r.player)
+        rows.append(
+            {
+                "rank": r.rank,
+                "player": r.player,
+                "parent": p.parent if p else None,
+                "learner_run": p.learner_run if p else None,
+                "mu": r.mu,
+                "sigma": r.sigma,
+                "matches": r.matches,
+                "win_rate": r.win_rate,
+                "bt": r.bt,
+            }
+        )
+    return rows
+
+
+def print_lineage(rows: list[dict[str, Any]], pool: str) -> None:
+    print(f"Leaderboard — pool '{pool}' (with lineage)")
+    print(f"{'rank':>4}  {'player':24} {'parent':24} {'run':>4} {'mu':>7} {'win rate':>8}  n")
+    for r in rows:
+        run = "" if r["learner_run"] is None else str(r["learner_run"])
+        print(
+            f"{r['rank']:>4}  {r['player']:24} {r['parent'] or '-':24} {run:>4} "
+            f"{r['mu']:7.2f} {r['win_rate']:8.1%}  {r['matches']}"
+        )
+
+
+def loop_command(args: argparse.Namespace) -> int:
+    """`arena loop FILE`: see the module docstring."""
+    from arena_core.plugins import get_registry
+
+    registry = get_registry()
+    cfg = load_loop(args.config, registry)
+    if args.iterations is not None:
+        if args.iterations < 1:
+            raise UsageError("--iterations must be at least 1")
+        cfg.loop.iterations = args.iterations
+    source = Path(args.config).read_text(encoding="utf-8")
+    quiet = args.quiet
+
+    def say(text: str) -> None:
+        if not quiet:
+            print(f"[loop] {text}", file=sys.stderr, flush=True)
+
+    ledger = Ledger(args.ledger)
+    try:
+        run_loop(cfg, ledger, registry, source=source, say=say)
+        pool = ledger.tournament(cfg.tournament("crossplay", cfg.loop.iterations)).pool
+        print_lineage(lineage_table(ledger, pool), pool)
+    finally:
+        ledger.close()
+    return 0
