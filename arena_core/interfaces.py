@@ -79,7 +79,13 @@ class DatasetSource(ABC):
 
 
 class Learner(ABC):
-    """Trains a checkpoint from preference data (see the learners issue)."""
+    """Trains a checkpoint from preference data.
+
+    After `fit`, `summary` says what was trained (pairs, steps, metrics before and after) for the
+    ledger's learner-run row; `arena learn` also reads `arena-learn.json` in the checkpoint.
+    """
+
+    summary: dict[str, Any] | None = None
 
     @abstractmethod
     def fit(self, data: Any, base_model: str, out_dir: Path, **kwargs: Any) -> Path:
