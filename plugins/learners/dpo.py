@@ -28,13 +28,13 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from arena_core.interfaces import Learner
 
-TRL_LOSSES = (
+TrlLoss = Literal[
     "sigmoid",
     "hinge",
     "ipo",
@@ -50,27 +50,11 @@ TRL_LOSSES = (
     "discopop",
     "sft",
     "sigmoid_norm",
-)
-CUSTOM_LOSSES = ("soft_label", "margin")
-LossType = Literal[
-    "sigmoid",
-    "hinge",
-    "ipo",
-    "exo_pair",
-    "nca_pair",
-    "robust",
-    "bco_pair",
-    "sppo_hard",
-    "aot",
-    "aot_unpaired",
-    "apo_zero",
-    "apo_down",
-    "discopop",
-    "sft",
-    "sigmoid_norm",
-    "soft_label",
-    "margin",
 ]
+CustomLoss = Literal["soft_label", "margin"]  # the losses TRL lacks, computed here
+LossType = Literal[TrlLoss, CustomLoss]  # nested Literals flatten to one
+TRL_LOSSES: tuple[str, ...] = get_args(TrlLoss)
+CUSTOM_LOSSES: tuple[str, ...] = get_args(CustomLoss)
 SUMMARY_FILE = "arena-learn.json"  # written next to the weights: what was trained, from what
 # Columns the custom losses read; stripped before any forward pass.
 EXTRA_KEYS = ("arena_target", "arena_margin")

@@ -35,6 +35,7 @@ from arena_core.ledger import LearnerRun, Ledger, MatchRow, Player
 from arena_core.pairs import PairQuery, write_pairs
 from arena_core.plugins import get_registry
 from arena_core.testing import run_tournament
+from tests.core.conftest import tiny_setup
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "datasets"
 QUOTER = {"name": "quoter-2", "agent": "extractive", "options": {"max_quotes": 2}}
@@ -404,29 +405,7 @@ ITEMS = [
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A tiny Llama and a dataset of short items (short prompts keep DPO steps fast)."""
-    pytest.importorskip("trl")
-    from arena_plugins.agents.tiny_model import build_tiny_llama
-
-    root = tmp_path_factory.mktemp("learn-e2e")
-    items = root / "items.jsonl"
-    items.write_text(
-        "".join(
-            json.dumps({"id": i, "question": q, "answers": a, "gold": 0, "context": c}) + "\n"
-            for i, q, a, c in ITEMS
-        ),
-        encoding="utf-8",
-    )
-    return build_tiny_llama(root / "tiny"), items
-
-
-@pytest.fixture
-def learners(arena_plugin: Any) -> None:
-    """The built-in learners, whether or not their entry point is installed yet."""
-    if ("learner", "dpo") not in get_registry().entries:
-        import arena_plugins.learners.plugin as plugin
-
-        arena_plugin(plugin, "arena-learners-test")
+    return tiny_setup(tmp_path_factory, "learn-e2e", ITEMS)
 
 
 def test_branched_selfplay_then_dpo_from_the_ledger_then_crossplay(

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlmodel import select
@@ -26,6 +25,7 @@ from arena_core.learn_args import add_loop_arguments
 from arena_core.ledger import LearnerRun, Ledger, MatchRow
 from arena_core.loop import STATE_FILE, STEPS, LoopState, load_loop, loop_command, run_loop
 from arena_core.plugins import get_registry
+from tests.core.conftest import tiny_setup
 
 ROOT = Path(__file__).resolve().parents[2]
 ITEMS = [
@@ -117,27 +117,7 @@ SCRIPT = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    pytest.importorskip("trl")
-    from arena_plugins.agents.tiny_model import build_tiny_llama
-
-    root = tmp_path_factory.mktemp("loop")
-    items = root / "items.jsonl"
-    items.write_text(
-        "".join(
-            json.dumps({"id": i, "question": q, "answers": a, "gold": 0, "context": c}) + "\n"
-            for i, q, a, c in ITEMS
-        ),
-        encoding="utf-8",
-    )
-    return build_tiny_llama(root / "tiny"), items
-
-
-@pytest.fixture
-def learners(arena_plugin: Any) -> None:
-    if ("learner", "dpo") not in get_registry().entries:
-        import arena_plugins.learners.plugin as plugin
-
-        arena_plugin(plugin, "arena-learners-test")
+    return tiny_setup(tmp_path_factory, "loop", ITEMS)
 
 
 def write_loop(tmp_path: Path, tiny: tuple[Path, Path], **replace: str) -> Path:
