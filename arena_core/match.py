@@ -148,7 +148,10 @@ class Match:
             if i:
                 await asyncio.sleep(self.policy.backoff * 2 ** (i - 1))
             try:
-                return await asyncio.wait_for(fn(i), self.policy.timeout)
+                # `asyncio.timeout` runs `fn` in this task; `wait_for` (3.11) wraps it in a new
+                # one, an extra task and loop pass per call that 32 matches in step all pay.
+                async with asyncio.timeout(self.policy.timeout):
+                    return await fn(i)
             except TimeoutError:
                 last = TimeoutError(f"{what} timed out after {self.policy.timeout:g}s")
             except asyncio.CancelledError:
@@ -214,7 +217,10 @@ class Match:
     ) -> list[Turn]:
         """Simultaneous speeches: asked concurrently, recorded in seat order (so runs reproduce)."""
         seats = list(requests)
-        resps = await asyncio.gather(*(self.ask(s, requests[s]) for s in seats))
+        if len(seats) == 1:  # sequential speeches: no gather, so no task per call
+            resps = [await self.ask(seats[0], requests[seats[0]])]
+        else:
+            resps = await asyncio.gather(*(self.ask(s, requests[s]) for s in seats))
         return [
             self.record(
                 s,
