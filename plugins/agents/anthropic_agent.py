@@ -24,7 +24,10 @@ from arena_plugins.agents.openai_agent import (
     EndpointAgent,
     PerLoop,
     cost_of,
+    http_client_class,
+    import_sdk,
     read_key,
+    tls_context,
 )
 from pydantic import Field
 
@@ -67,18 +70,16 @@ class AnthropicAgent(EndpointAgent):
         LIMITS.declare(self.endpoint, options.concurrency)
         self._declared = True
 
+        sdk = import_sdk("anthropic")
+        http = http_client_class(sdk, options.transport)  # no aiohttp: fails here, not mid-run
+
         def make() -> Any:
-            try:
-                from anthropic import AsyncAnthropic
-            except ImportError as exc:  # pragma: no cover - anthropic is in the api extra
-                raise ImportError(
-                    "the anthropic agent needs the SDK: pip install 'arena[api]'"
-                ) from exc
-            return AsyncAnthropic(
+            return sdk.AsyncAnthropic(
                 api_key=key,
                 base_url=options.base_url,
                 max_retries=options.max_retries,
                 timeout=options.timeout,
+                http_client=http(verify=tls_context()),
             )
 
         self.clients = PerLoop(make)
@@ -100,7 +101,7 @@ class AnthropicAgent(EndpointAgent):
             body["temperature"] = request.temperature if o.temperature is None else o.temperature
         if body:
             params["extra_body"] = body
-        client = self.clients.get()
+        client = await self.clients.get()
         async with self.limit():
             return await client.messages.create(**params)
 

@@ -139,6 +139,89 @@ def test_concurrency_is_limited_per_endpoint() -> None:
         assert server.max_in_flight == 8
 
 
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
+def test_each_transport_answers_retries_and_times_out(transport: str) -> None:
+    import openai
+
+    def agent_on(server: FakeAPIServer, **options: object) -> object:
+        return build(
+            "openai-compatible", model="m", base_url=server.base_url, transport=transport, **options
+        )
+
+    with FakeAPIServer() as server:
+        agent = agent_on(server, max_retries=2)
+        server.faults = [429, 500]
+        resp = run(agent.respond([req("Why the harbour?", logprobs=True)]))[0]
+        assert resp.text == "Reply to: Why the harbour?." and resp.logprobs
+        assert len(server.requests) == 3
+        run(agent.aclose())
+    with FakeAPIServer(latency=1.0) as slow:
+        agent = agent_on(slow, timeout=0.2, max_retries=0)
+        with pytest.raises(openai.APITimeoutError):
+            run(agent.respond([req()]))
+
+
+def test_transport_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    import openai
+    from arena_plugins.agents.openai_agent import http_client_class
+
+    from arena_core.config import load_config
+    from arena_core.engine import Tournament
+
+    assert http_client_class(openai, "httpx") is openai.DefaultAsyncHttpxClient
+    assert http_client_class(openai, "auto") is openai.DefaultAioHttpClient  # the api extra has it
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # as if aiohttp were not installed
+    assert http_client_class(openai, "auto") is openai.DefaultAsyncHttpxClient
+    with pytest.raises(ValueError, match=r"pip install 'openai\[aiohttp\]'"):
+        http_client_class(openai, "aiohttp")
+    # In a tournament that is a config error naming the player, before any match is played.
+    path = tmp_path / "t.toml"
+    path.write_text(
+        """
+[tournament]
+name = "t"
+protocol = "consultancy"
+[dataset]
+plugin = "bundled"
+limit = 1
+[judge]
+plugin = "random"
+[[players]]
+name = "api"
+agent = "openai-compatible"
+options = { model = "m", base_url = "http://127.0.0.1:9/v1", transport = "aiohttp" }
+""",
+        encoding="utf-8",
+    )
+    registry = get_registry()
+    with pytest.raises(ConfigError, match=r"player 'api'.*transport = 'aiohttp' needs aiohttp"):
+        Tournament(load_config(path, registry), registry)
+
+
+def test_a_client_per_event_loop_is_closed_with_its_loop(openai_server: FakeAPIServer) -> None:
+    """Each `asyncio.run` gets its own client; ending that loop closes it, aclose or not."""
+    agent = build("openai-compatible", model="m", base_url=openai_server.base_url)
+    clients = []
+
+    async def call() -> None:
+        await agent.respond([req()])
+        clients.append(await agent.clients.get())
+
+    run(call())
+    run(call())
+    assert len(clients) == 2 and clients[0] is not clients[1]
+    assert all(c.is_closed() for c in clients)  # no aclose() was called: the loops closed them
+
+    async def call_and_close() -> None:
+        await call()
+        await agent.aclose()
+        assert clients[-1].is_closed()
+
+    run(call_and_close())
+
+
 # --- OpenAI (official endpoint settings, pointed at the loopback) ---------------------------------
 
 
