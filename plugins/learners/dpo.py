@@ -364,6 +364,15 @@ def _text(value: Any) -> str:
 # --- the learner ------------------------------------------------------------------------------
 
 
+def checkpointing_field(config: type) -> str:
+    """transformers 5 renamed `gradient_checkpointing` to `activation_checkpointing` (the old name
+    warns, and goes in v6); older releases know only the old one."""
+    import dataclasses
+
+    new = "activation_checkpointing"
+    return new if new in {f.name for f in dataclasses.fields(config)} else "gradient_checkpointing"
+
+
 def pick_precision(precision: str, device: str) -> tuple[bool, bool]:
     """(bf16, fp16) for DPOConfig: trl defaults to bf16, which CPUs run slowly and MPS lacks."""
     import torch
@@ -486,7 +495,7 @@ class DPOLearner(Learner):
             bf16=bf16,
             fp16=fp16,
             use_cpu=use_cpu,
-            gradient_checkpointing=opts.gradient_checkpointing,
+            **{checkpointing_field(DPOConfig): opts.gradient_checkpointing},
             seed=opts.seed,
             data_seed=opts.seed,
             logging_steps=opts.logging_steps,
