@@ -19,15 +19,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from arena_plugins.agents.openai_agent import (
-    LIMITS,
     APIOptions,
     EndpointAgent,
-    PerLoop,
     cost_of,
-    http_client_class,
-    import_sdk,
     read_key,
-    tls_context,
 )
 from pydantic import Field
 
@@ -63,26 +58,17 @@ def to_anthropic(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]]
 class AnthropicAgent(EndpointAgent):
     """Claude via `anthropic.AsyncAnthropic`."""
 
+    opts: AnthropicOptions
+
     def __init__(self, options: AnthropicOptions) -> None:
-        self.opts = options
         key = read_key(options.api_key_env, required=True)
-        self.endpoint = options.base_url or "https://api.anthropic.com"
-        LIMITS.declare(self.endpoint, options.concurrency)
-        self._declared = True
-
-        sdk = import_sdk("anthropic")
-        http = http_client_class(sdk, options.transport)  # no aiohttp: fails here, not mid-run
-
-        def make() -> Any:
-            return sdk.AsyncAnthropic(
-                api_key=key,
-                base_url=options.base_url,
-                max_retries=options.max_retries,
-                timeout=options.timeout,
-                http_client=http(verify=tls_context()),
-            )
-
-        self.clients = PerLoop(make)
+        super().__init__(
+            options,
+            sdk="anthropic",
+            client="AsyncAnthropic",
+            default_url="https://api.anthropic.com",
+            api_key=key,
+        )
 
     async def _call(self, request: Request) -> Any:
         o = self.opts

@@ -252,13 +252,31 @@ def cost_of(
 class EndpointAgent(Agent):
     """What every API agent shares: one concurrency limit per endpoint, one client per loop.
 
-    Subclasses set `opts`, `endpoint`, `clients` and `_declared`, and implement `_one`.
+    Subclasses read their key, call this constructor with their SDK's names, and implement `_one`.
     """
 
-    opts: APIOptions
-    endpoint: str
-    clients: PerLoop
-    _declared: bool
+    def __init__(
+        self, options: APIOptions, *, sdk: str, client: str, default_url: str, api_key: str | None
+    ) -> None:
+        # The SDK and the transport are checked first: a build that fails declares no limit.
+        module = import_sdk(sdk)
+        http = http_client_class(module, options.transport)  # no aiohttp: fails here, not mid-run
+        client_class = getattr(module, client)
+        self.opts = options
+        self.endpoint = options.base_url or default_url
+
+        def make() -> Any:
+            return client_class(
+                api_key=api_key,
+                base_url=options.base_url,
+                max_retries=options.max_retries,
+                timeout=options.timeout,
+                http_client=http(verify=tls_context()),
+            )
+
+        self.clients = PerLoop(make)
+        LIMITS.declare(self.endpoint, options.concurrency)
+        self._declared = True
 
     async def _one(self, request: Request) -> Response:
         raise NotImplementedError
@@ -283,27 +301,18 @@ class EndpointAgent(Agent):
 class OpenAIAgent(EndpointAgent):
     """Chat completions via `openai.AsyncOpenAI` (the official API or any compatible server)."""
 
+    opts: OpenAIOptions
+
     def __init__(self, options: OpenAIOptions, *, key_required: bool = True) -> None:
-        self.opts = options
         # Read now so a missing key is a config error before any match; kept only in the client.
         key = read_key(options.api_key_env, required=key_required)
-        self.endpoint = options.base_url or "https://api.openai.com/v1"
-        LIMITS.declare(self.endpoint, options.concurrency)
-        self._declared = True
-
-        sdk = import_sdk("openai")
-        http = http_client_class(sdk, options.transport)  # no aiohttp: fails here, not mid-run
-
-        def make() -> Any:
-            return sdk.AsyncOpenAI(
-                api_key=key or "EMPTY",
-                base_url=options.base_url,
-                max_retries=options.max_retries,
-                timeout=options.timeout,
-                http_client=http(verify=tls_context()),
-            )
-
-        self.clients = PerLoop(make)
+        super().__init__(
+            options,
+            sdk="openai",
+            client="AsyncOpenAI",
+            default_url="https://api.openai.com/v1",
+            api_key=key or "EMPTY",
+        )
 
     def _params(self, request: Request, n: int, seed: int) -> dict[str, Any]:
         o = self.opts
