@@ -11,6 +11,34 @@ import pytest
 
 from arena_core.plugins import get_registry
 
+# Short items: short prompts keep DPO steps fast. (id, question, answers, context); gold is 0.
+TINY_ITEMS = [
+    (
+        "s1",
+        "Why was the lamp dark?",
+        ["The oil ran out", "A storm broke it"],
+        "The keeper wrote that the oil ran out at nine.",
+    ),
+    (
+        "s2",
+        "Who found the boat?",
+        ["A fisher", "The mayor"],
+        "A fisher found the boat at dawn near the reef.",
+    ),
+    (
+        "s3",
+        "What blocked the pass?",
+        ["Deep snow", "A rockfall"],
+        "Deep early snow blocked the pass for a week.",
+    ),
+    (
+        "s4",
+        "What did the ledger record?",
+        ["Every ship", "Only storms"],
+        "She logged every ship and every storm in a green ledger.",
+    ),
+]
+
 
 def tiny_setup(
     factory: pytest.TempPathFactory, name: str, items: Sequence[tuple[str, str, list[str], str]]

@@ -35,7 +35,7 @@ from arena_core.ledger import LearnerRun, Ledger, MatchRow, Player
 from arena_core.pairs import PairQuery, write_pairs
 from arena_core.plugins import get_registry
 from arena_core.testing import run_tournament
-from tests.core.conftest import tiny_setup
+from tests.core.conftest import TINY_ITEMS, tiny_setup
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "datasets"
 QUOTER = {"name": "quoter-2", "agent": "extractive", "options": {"max_quotes": 2}}
@@ -381,26 +381,7 @@ def test_model_tiny_builds_a_loadable_model_through_the_proposed_entry_point(
 
 # --- end to end on a tiny model -----------------------------------------------------------------
 
-ITEMS = [
-    (
-        "s1",
-        "Why was the lamp dark?",
-        ["The oil ran out", "A storm broke it"],
-        "The keeper wrote that the oil ran out at nine.",
-    ),
-    (
-        "s2",
-        "Who found the boat?",
-        ["A fisher", "The mayor"],
-        "A fisher found the boat at dawn near the reef.",
-    ),
-    (
-        "s3",
-        "What blocked the pass?",
-        ["Deep snow", "A rockfall"],
-        "Deep early snow blocked the pass for a week.",
-    ),
-]
+ITEMS = TINY_ITEMS[:3]
 
 
 @pytest.fixture(scope="module")

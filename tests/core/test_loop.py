@@ -25,35 +25,9 @@ from arena_core.learn_args import add_loop_arguments
 from arena_core.ledger import LearnerRun, Ledger, MatchRow
 from arena_core.loop import STATE_FILE, STEPS, LoopState, load_loop, loop_command, run_loop
 from arena_core.plugins import get_registry
-from tests.core.conftest import tiny_setup
+from tests.core.conftest import TINY_ITEMS, tiny_setup
 
 ROOT = Path(__file__).resolve().parents[2]
-ITEMS = [
-    (
-        "s1",
-        "Why was the lamp dark?",
-        ["The oil ran out", "A storm broke it"],
-        "The keeper wrote that the oil ran out at nine.",
-    ),
-    (
-        "s2",
-        "Who found the boat?",
-        ["A fisher", "The mayor"],
-        "A fisher found the boat at dawn near the reef.",
-    ),
-    (
-        "s3",
-        "What blocked the pass?",
-        ["Deep snow", "A rockfall"],
-        "Deep early snow blocked the pass for a week.",
-    ),
-    (
-        "s4",
-        "What did the ledger record?",
-        ["Every ship", "Only storms"],
-        "She logged every ship and every storm in a green ledger.",
-    ),
-]
 LOOP = """
 [loop]
 name = "it"
@@ -117,7 +91,7 @@ SCRIPT = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return tiny_setup(tmp_path_factory, "loop", ITEMS)
+    return tiny_setup(tmp_path_factory, "loop", TINY_ITEMS)
 
 
 def write_loop(tmp_path: Path, tiny: tuple[Path, Path], **replace: str) -> Path:
