@@ -14,6 +14,42 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# The schedule of both latency benchmarks: a debate of 2 speeches each, spoken in turn, so every
+# match makes 4 calls in a row; the `random` judge makes none.
+SEQUENTIAL_DEBATE = """\
+[tournament]
+name = "{name}"
+protocol = "debate"
+seed = 7
+concurrency = {concurrency}
+repetitions = {repetitions}
+retries = 0
+
+[protocol]
+speeches = {speeches}
+simultaneous = false
+
+[dataset]
+plugin = "bundled"
+limit = {items}
+
+[judge]
+plugin = "random"
+{players}"""
+
+# Two fake debaters that sleep `delay` seconds per call: latency without HTTP or an SDK.
+SLEEPING_PLAYERS = """
+[[players]]
+name = "sleep-a"
+agent = "deterministic"
+options = {{ delay = {delay} }}
+
+[[players]]
+name = "sleep-b"
+agent = "deterministic"
+options = {{ delay = {delay}, text = "No: the answer is {{answer}}." }}
+"""
+
 
 def log(*parts: object) -> None:
     """Progress goes to stderr: stdout carries exactly one JSON line."""

@@ -31,36 +31,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import emit, log, run_tournament
+from _harness import SEQUENTIAL_DEBATE, SLEEPING_PLAYERS, emit, log, run_tournament
 
 SERVER = Path(__file__).resolve().parent.parent / "tests" / "plugins" / "servers.py"
 
 TARGET = 1.3
 SPEECHES = 2
 CALLS_PER_MATCH = 2 * SPEECHES
-
-CONFIG = """\
-[tournament]
-name = "bench-api"
-protocol = "debate"
-seed = 7
-concurrency = {concurrency}
-repetitions = {repetitions}
-retries = 0
-
-[protocol]
-speeches = {speeches}
-simultaneous = false
-
-[dataset]
-plugin = "bundled"
-limit = {items}
-
-[judge]
-plugin = "random"
-
-{players}
-"""
 
 API_PLAYERS = """
 [[players]]
@@ -72,18 +49,6 @@ options = {{ model = "fake-a", base_url = "{url}", concurrency = {concurrency} }
 name = "api-b"
 agent = "openai-compatible"
 options = {{ model = "fake-b", base_url = "{url}", concurrency = {concurrency} }}
-"""
-
-FLOOR_PLAYERS = """
-[[players]]
-name = "sleep-a"
-agent = "deterministic"
-options = {{ delay = {latency} }}
-
-[[players]]
-name = "sleep-b"
-agent = "deterministic"
-options = {{ delay = {latency}, text = "No: the answer is {{answer}}." }}
 """
 
 
@@ -108,14 +73,19 @@ def main() -> int:
     )
     try:
         port = int(server.stdout.readline())
-        fmt = {
+        head = {
+            "name": "bench-api",
             "concurrency": args.concurrency,
-            "url": f"http://127.0.0.1:{port}/v1",
-            "latency": args.latency,
+            "repetitions": args.repetitions,
+            "speeches": SPEECHES,
+            "items": args.items,
         }
-        head = {"repetitions": args.repetitions, "speeches": SPEECHES, "items": args.items}
-        api = CONFIG.format(players=API_PLAYERS.format(**fmt), **fmt, **head)
-        floor = CONFIG.format(players=FLOOR_PLAYERS.format(**fmt), **fmt, **head)
+        url = f"http://127.0.0.1:{port}/v1"
+        players = API_PLAYERS.format(url=url, concurrency=args.concurrency)
+        api = SEQUENTIAL_DEBATE.format(players=players, **head)
+        floor = SEQUENTIAL_DEBATE.format(
+            players=SLEEPING_PLAYERS.format(delay=args.latency), **head
+        )
         results, floors = [], []
         for i in range(max(1, args.runs)):
             res = run_tournament(api)

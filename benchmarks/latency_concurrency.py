@@ -26,41 +26,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import emit, log, print_profile, run_tournament
+from _harness import (
+    SEQUENTIAL_DEBATE,
+    SLEEPING_PLAYERS,
+    emit,
+    log,
+    print_profile,
+    run_tournament,
+)
 
 TARGET = 1.25  # wall / ideal
 SPEECHES = 2
 CALLS_PER_MATCH = 2 * SPEECHES  # two debaters, sequential
-
-CONFIG = """\
-[tournament]
-name = "bench-latency"
-protocol = "debate"
-seed = 7
-concurrency = {concurrency}
-repetitions = {repetitions}
-
-[protocol]
-speeches = {speeches}
-simultaneous = false
-
-[dataset]
-plugin = "bundled"
-limit = {items}
-
-[judge]
-plugin = "random"
-
-[[players]]
-name = "slow-a"
-agent = "deterministic"
-options = {{ delay = {delay} }}
-
-[[players]]
-name = "slow-b"
-agent = "deterministic"
-options = {{ delay = {delay}, text = "No: the answer is {{answer}}." }}
-"""
 
 
 def main() -> int:
@@ -73,12 +50,13 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true", help="also profile the first run (stderr)")
     args = ap.parse_args()
 
-    toml = CONFIG.format(
+    toml = SEQUENTIAL_DEBATE.format(
+        name="bench-latency",
         concurrency=args.concurrency,
         repetitions=args.repetitions,
         speeches=SPEECHES,
         items=args.items,
-        delay=args.delay,
+        players=SLEEPING_PLAYERS.format(delay=args.delay),
     )
     prof = str(Path(tempfile.gettempdir()) / "latency_concurrency.prof") if args.profile else None
     results = []
