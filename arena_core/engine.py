@@ -719,3 +719,10 @@ class Tournament:
             match=match,
             verdict=verdict,
         )
+
+
+def build_protocol(registry: Registry, tournament: Any) -> Any:
+    """The tournament's protocol, rebuilt from the config stored with it."""
+    config = tournament.config or {}
+    name = config.get("protocol", tournament.protocol)
+    return registry.build("protocol", name, config.get("protocol_options") or {})

@@ -67,7 +67,8 @@ class Protocol(ABC):
         """Play the match to the end and return the judge's decision (via `match.decide`)."""
 
     # Optional: `def pairs(self, record: dict, **options) -> Iterator[dict]` yields preference
-    # pairs from one finished match (see arena_core.pairs); protocols without it export none.
+    # pairs from one finished match (see arena_core.learning.pairs); protocols without it export
+    # none.
 
 
 class DatasetSource(ABC):

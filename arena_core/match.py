@@ -13,10 +13,9 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from arena_core.interfaces import Agent, Judge
-from arena_core.schedule import seed_for
+from arena_core.ids import seed_for
 from arena_core.types import (
     AnswerOption,
     Decision,
@@ -30,6 +29,9 @@ from arena_core.types import (
     TurnView,
     Verdict,
 )
+
+if TYPE_CHECKING:
+    from arena_core.interfaces import Agent, Judge
 
 T = TypeVar("T")
 

@@ -6,38 +6,17 @@ re-run finds the same ids and plays only what is missing.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import random
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from arena_core.errors import UsageError
+from arena_core.ids import match_id, seed_for
 from arena_core.interfaces import DatasetSource, Protocol
 from arena_core.types import Item
 
-
-def match_id(
-    tournament: str,
-    protocol: str,
-    seats: dict[str, str],
-    assignment: dict[str, int],
-    item_id: str,
-    repetition: int,
-) -> str:
-    key = json.dumps(
-        [tournament, protocol, seats, assignment, item_id, repetition],
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(key.encode()).hexdigest()[:24]
-
-
-def seed_for(*parts: object) -> int:
-    """A stable 63-bit seed from any parts (match id, seat, turn ...)."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
+__all__ = ["build_matches", "match_id", "pairings", "sample_items", "seed_for"]
 
 
 def sample_items(

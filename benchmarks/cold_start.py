@@ -38,7 +38,7 @@ MUST_NOT = ("torch", "transformers", "sqlalchemy")
 
 PROBE = """
 import sys
-from arena_core.cli import main
+from arena_core.cli.main import main
 try:
     main(["--help"])
 except SystemExit:

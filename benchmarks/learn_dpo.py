@@ -46,7 +46,7 @@ ARENA = textwrap.dedent(
     if ("learner", "dpo") not in get_registry().entries:  # before the entry point is installed
         import arena_plugins.learners.plugin as plugin
         register_plugin(plugin, "arena-learners-bench")
-    from arena_core.learn_args import add_learn_arguments, learn_command
+    from arena_core.cli.learn import add_learn_arguments, learn_command
     p = argparse.ArgumentParser()
     add_learn_arguments(p)
     sys.exit(learn_command(p.parse_args(sys.argv[1:])))
@@ -91,8 +91,8 @@ def setup(root: Path, items: int) -> tuple[Path, str, Path, int]:
     """Tiny model, a ledger of branched self-play, and the same pairs as JSONL."""
     from arena_plugins.agents.tiny_model import build_tiny_llama
 
+    from arena_core.learning.pairs import PairQuery, pairs, write_pairs
     from arena_core.ledger import Ledger
-    from arena_core.pairs import PairQuery, pairs, write_pairs
     from arena_core.testing import run_tournament
 
     model = build_tiny_llama(root / "tiny")

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.pgtemp
 
 from _harness import emit, log
 from engine_throughput import FAKE_PLAYERS, config
@@ -74,7 +75,7 @@ def run_workers(pg, n: int, toml: str) -> dict[str, object]:
     url = pg.create_database(db)
     ledger = Ledger(url)
     outs = [tempfile.TemporaryFile() for _ in range(n)]  # noqa: SIM115 (closed below)
-    cmd = [sys.executable, "-m", "arena_core.worker", "--ledger", url, "--forever"]
+    cmd = [sys.executable, "-m", "arena_core.cli", "worker", "--ledger", url, "--forever"]
     cmd += ["--poll", "0.02", "--heartbeat", "5", "--stale-after", "60"]
     procs = [subprocess.Popen(cmd, stdout=o, stderr=subprocess.STDOUT) for o in outs]
     deadline = time.monotonic() + 120
@@ -178,7 +179,7 @@ def main() -> int:
     ap.add_argument("--fast", action="store_true", help="fsync off (not a durable server)")
     args = ap.parse_args()
 
-    from arena_core.pgtemp import TempPostgres, find_binaries
+    from tests.pgtemp import TempPostgres, find_binaries
 
     if find_binaries() is None:
         raise SystemExit("PostgreSQL server binaries not found (apt-get install postgresql)")

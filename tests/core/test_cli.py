@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from arena_core.cli import main
+from arena_core.cli.main import main
 from tests.core.test_engine import FAULTY
 
 
@@ -103,7 +103,7 @@ def test_plugins_lists_builtins_with_origin_and_options(capsys) -> None:
 
 def test_help_is_light() -> None:
     code = (
-        "import sys\nfrom arena_core.cli import main\n"
+        "import sys\nfrom arena_core.cli.main import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('torch', 'sqlalchemy', 'pydantic', 'rich') if m in sys.modules]\n"
         "print(heavy)"

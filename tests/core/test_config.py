@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from arena_core.cli import main
+from arena_core.cli.main import main
 from arena_core.config import load_config
 from arena_core.errors import ConfigError
 from arena_core.plugins import get_registry

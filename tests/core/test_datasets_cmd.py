@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from arena_core.datasets_cmd import datasets_command, parse_option, parse_options
+from arena_core.cli.datasets import datasets_command, parse_option, parse_options
 from arena_core.errors import UsageError
 from arena_core.types import Item
 

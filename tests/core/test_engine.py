@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from arena_core.cli import main
+from arena_core.cli.main import main
 from arena_core.config import load_config
 from arena_core.engine import Tournament
 from arena_core.ledger import Ledger
 from arena_core.plugins import get_registry
 from arena_core.ratings import pool_settings, recompute
-from arena_core.reports import export_matches
+from arena_core.reports.leaderboard import export_matches
 
 FAULTY = """
 [[players]]
@@ -159,7 +159,7 @@ def _spawn(path: Path, url: str) -> subprocess.Popen[bytes]:
         [
             sys.executable,
             "-c",
-            "import sys; from arena_core.cli import main; sys.exit(main(sys.argv[1:]))",
+            "import sys; from arena_core.cli.main import main; sys.exit(main(sys.argv[1:]))",
             "run",
             str(path),
             "--ledger",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from arena_core.cli import main
+from arena_core.cli.main import main
 from arena_core.hookspecs import hookimpl
 from arena_core.interfaces import Agent
 from arena_core.plugins import get_registry

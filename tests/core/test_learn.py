@@ -18,21 +18,24 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import select
 
+from arena_core.cli.learn import (
+    add_learn_arguments,
+    add_model_arguments,
+    learn_command,
+    model_command,
+)
 from arena_core.errors import UsageError
 from arena_core.hookspecs import hookimpl
-from arena_core.learn import (
+from arena_core.learning.learn import (
     Base,
     dataset_pairs,
     default_name,
     file_pairs,
-    learn_command,
     ledger_pairs,
-    model_command,
     normalize,
 )
-from arena_core.learn_args import add_learn_arguments, add_model_arguments
+from arena_core.learning.pairs import PairQuery, write_pairs
 from arena_core.ledger import LearnerRun, Ledger, MatchRow, Player
-from arena_core.pairs import PairQuery, write_pairs
 from arena_core.plugins import get_registry
 from arena_core.testing import run_tournament
 from tests.core.conftest import TINY_ITEMS, tiny_setup
@@ -298,7 +301,7 @@ def test_default_names_count_up_per_parent(fake_learner: None, quoted: str, tmp_
 def test_exported_pairs_read_back_as_the_ledger_gave_them(quoted: str, tmp_path: Path) -> None:
     ledger = Ledger(quoted)
     direct = ledger_pairs(ledger, PairQuery(tournaments=["br"]))
-    from arena_core.pairs import pairs
+    from arena_core.learning.pairs import pairs
 
     write_pairs(pairs(ledger, PairQuery(conversational=True)), tmp_path / "p.jsonl", "jsonl")
     write_pairs(pairs(ledger, PairQuery()), tmp_path / "plain", "dataset")
@@ -341,7 +344,7 @@ def test_normalize_derives_the_gap_and_unwraps_chat_completions() -> None:
 def test_model_tiny_goes_through_the_builder_entry_points(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import arena_core.learn as learn_mod
+    import arena_core.cli.learn as learn_mod
 
     calls: list[tuple[str, dict]] = []
 
@@ -365,7 +368,7 @@ def test_model_tiny_builds_a_loadable_model_through_the_proposed_entry_point(
     pytest.importorskip("transformers")
     from importlib.metadata import EntryPoint
 
-    import arena_core.learn as learn_mod
+    import arena_core.cli.learn as learn_mod
 
     # The line pyproject.toml gets: [project.entry-points."arena.models"] tiny = "..."
     ep = EntryPoint("tiny", "arena_plugins.agents.tiny_model:build_tiny_llama", "arena.models")

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from arena_core.cli.learn import add_loop_arguments, loop_command
 from arena_core.errors import ConfigError, UsageError
-from arena_core.learn_args import add_loop_arguments
+from arena_core.learning.loop import STATE_FILE, STEPS, LoopState, load_loop, run_loop
 from arena_core.ledger import LearnerRun, Ledger, MatchRow
-from arena_core.loop import STATE_FILE, STEPS, LoopState, load_loop, loop_command, run_loop
 from arena_core.plugins import get_registry
 from tests.core.conftest import TINY_ITEMS, tiny_setup
 
@@ -81,7 +81,7 @@ SCRIPT = textwrap.dedent(
     if ("learner", "dpo") not in get_registry().entries:
         import arena_plugins.learners.plugin as plugin
         register_plugin(plugin, "arena-learners-test")
-    from arena_core.learn_args import add_loop_arguments, loop_command
+    from arena_core.cli.learn import add_loop_arguments, loop_command
     parser = argparse.ArgumentParser()
     add_loop_arguments(parser)
     sys.exit(loop_command(parser.parse_args(sys.argv[1:])))

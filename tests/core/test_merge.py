@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from arena_core.cluster_args import add_commands, ledger_command
+from arena_core.cli.cluster import add_commands, ledger_command, ledger_merge_command
+from arena_core.cluster.merge import merge
 from arena_core.config import load_config
 from arena_core.engine import Tournament
 from arena_core.errors import UsageError
@@ -25,7 +26,6 @@ from arena_core.ledger import (
     open_engine,
     warn_if_network_fs,
 )
-from arena_core.merge import ledger_merge_command, merge
 from arena_core.plugins import get_registry
 from arena_core.ratings import pool_settings, recompute
 from tests.core.test_engine import FAULTY, snapshot, turns_per_match
@@ -205,7 +205,7 @@ def test_local_filesystems_do_not_warn(tmp_path) -> None:
 
 
 def test_opening_a_ledger_on_nfs_warns(write_config, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr("arena_core.ledger.MOUNTS", fake_mounts(tmp_path, "nfs4"))
+    monkeypatch.setattr("arena_core.ledger.store.MOUNTS", fake_mounts(tmp_path, "nfs4"))
     with pytest.warns(SharedFilesystemWarning, match="nfs4"):
         open_engine(f"sqlite:///{tmp_path / 'ledger.db'}").dispose()
     with pytest.warns(SharedFilesystemWarning):

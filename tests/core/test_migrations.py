@@ -14,15 +14,15 @@ from sqlalchemy import column, inspect, select, text
 from sqlalchemy import table as table_
 from sqlmodel import SQLModel
 
+from arena_core.cli.cluster import ledger_upgrade_command
 from arena_core.config import load_config
 from arena_core.engine import Tournament
 from arena_core.errors import UsageError
 from arena_core.ledger import DONE, Ledger, raw_engine
-from arena_core.migrations import (
+from arena_core.ledger.migrations import (
     HEAD,
     LEGACY_BASE,
     alembic_config,
-    ledger_upgrade_command,
     upgrade,
 )
 from arena_core.plugins import get_registry

@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from arena_core.cli import add_export_arguments
-from arena_core.ledger import Ledger, TurnRow
-from arena_core.pairs import (
+from arena_core.cli.main import add_export_arguments
+from arena_core.cli.pairs import pairs_export_command
+from arena_core.learning.pairs import (
     COLUMNS,
     PairQuery,
     PairStats,
     pairs,
-    pairs_export_command,
     to_dataset,
     write_pairs,
 )
+from arena_core.ledger import Ledger, TurnRow
 from arena_core.testing import run_tournament
 
 BUNDLED = {"plugin": "bundled", "limit": 3}

@@ -1,6 +1,6 @@
 """The shared ledger on a real PostgreSQL: claims, take-back, workers, ratings under many writers.
 
-The tests start their own throwaway server on 127.0.0.1 (`arena_core.pgtemp`). Without the
+The tests start their own throwaway server on 127.0.0.1 (`tests.pgtemp`). Without the
 server binaries they skip, except under CI (`CI` set), where skipping would hide a broken
 install: there they fail.
 """
@@ -25,18 +25,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from arena_core.cli import main
+from arena_core.cli.main import main
+from arena_core.cluster.worker import run_workers
 from arena_core.config import load_config
 from arena_core.engine import Result, Tournament, Writer
 from arena_core.errors import UsageError
 from arena_core.ledger import DONE, PENDING, RUNNING, Ledger, MatchRow, now
-from arena_core.migrations import HEAD
-from arena_core.pgtemp import TempPostgres, find_binaries
+from arena_core.ledger.migrations import HEAD
 from arena_core.plugins import get_registry
 from arena_core.ratings import RatingBook, pool_settings, recompute
-from arena_core.worker import run_workers
 from tests.conftest import config_text
 from tests.core.test_engine import SLOW, snapshot, turns_per_match
+from tests.pgtemp import TempPostgres, find_binaries
 
 FIVE_FAKES = """
 [[players]]
@@ -92,7 +92,8 @@ def build(path: Path) -> Tournament:
 
 def spawn_worker(url: str, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "arena_core.worker", "--ledger", url, "--tournament", "t", *extra],
+        [sys.executable, "-m", "arena_core.cli", "worker", "--ledger", url, "--tournament", "t",
+         *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -295,7 +296,7 @@ def test_worker_refuses_a_tournament_without_stored_config(write_config, pg_url,
     registry = get_registry()
     t = Tournament(load_config(write_config(), registry), registry, source="")
     t.schedule(Ledger(pg_url))
-    from arena_core.worker import main as worker_main
+    from arena_core.cli.cluster import worker_main
 
     assert worker_main(["--ledger", pg_url, "--tournament", "t"]) == 2
     assert "has no stored config" in capsys.readouterr().err
@@ -331,7 +332,7 @@ def test_stale_claim_of_a_dead_sqlite_worker_is_reclaimed(write_config, tmp_path
 
 
 def test_sqlite_shards_merge_into_postgres(write_config, pg_url, tmp_path) -> None:
-    from arena_core.merge import merge
+    from arena_core.cluster.merge import merge
     from tests.core.test_merge import dump, shards
 
     path = write_config()
@@ -348,7 +349,7 @@ def test_sqlite_shards_merge_into_postgres(write_config, pg_url, tmp_path) -> No
 
 
 def test_migrations_match_the_models_on_postgres(pg_url) -> None:
-    from arena_core.migrations import LEGACY_BASE, upgrade
+    from arena_core.ledger.migrations import LEGACY_BASE, upgrade
     from tests.core.test_migrations import schema_diff
 
     assert upgrade(pg_url, LEGACY_BASE) == (None, LEGACY_BASE)
@@ -366,7 +367,7 @@ def test_fresh_postgres_ledger_has_the_migrated_schema(pg_url) -> None:
 
 
 def test_legacy_postgres_ledger_upgrades_with_its_data(write_config, pg_url, tmp_path) -> None:
-    from arena_core.migrations import LEGACY_BASE, upgrade
+    from arena_core.ledger.migrations import LEGACY_BASE, upgrade
     from tests.core.test_migrations import make_legacy, played
 
     current = played(write_config, tmp_path)
@@ -380,7 +381,7 @@ def test_legacy_postgres_ledger_upgrades_with_its_data(write_config, pg_url, tmp
 
 def test_slurm_array_tasks_work_a_shared_ledger(write_config, pg_url, tmp_path) -> None:
     """With a Postgres ledger, submitting schedules it and every array task is a worker."""
-    from arena_core.slurm import SlurmOptions, submit
+    from arena_core.cluster.slurm import SlurmOptions, submit
 
     opts = SlurmOptions(array=2, folder=str(tmp_path / "jobs"))
     sub = submit(str(write_config()), pg_url, opts=opts, dry_run=False, cluster="local")
@@ -395,7 +396,7 @@ def test_slurm_array_tasks_work_a_shared_ledger(write_config, pg_url, tmp_path) 
 def test_servers_of_killed_test_runs_are_reaped(tmp_path) -> None:
     import tempfile
 
-    from arena_core.pgtemp import PREFIX, reap_orphans
+    from tests.pgtemp import PREFIX, reap_orphans
 
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True

@@ -1,4 +1,4 @@
-"""The fixtures of arena_core.pytest_plugin, as a plugin author's test suite would use them."""
+"""The fixtures of arena_core.testing.pytest_plugin, as a plugin author's suite would use them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from arena_core.cli import main
+from arena_core.cli.main import main
 from arena_core.errors import ConfigError
 from arena_core.hookspecs import hookimpl
 from arena_core.interfaces import Agent, Judge

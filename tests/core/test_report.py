@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from arena_core.cli import add_report_arguments
+from arena_core.cli.main import add_report_arguments
+from arena_core.cli.reports import report_command
 from arena_core.errors import UsageError
 from arena_core.hookspecs import hookimpl
 from arena_core.interfaces import Judge
 from arena_core.ledger import Ledger
 from arena_core.plugins import register_plugin, unregister_plugin
 from arena_core.registry import NoOptions, Registry
-from arena_core.report import (
+from arena_core.reports.tournament import (
     metric_rows,
-    report_command,
     to_json,
     to_markdown,
     tournament_report,

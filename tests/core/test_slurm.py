@@ -14,19 +14,19 @@ from pathlib import Path
 import pytest
 import submitit
 
-from arena_core.errors import ConfigError
-from arena_core.ledger import DONE, Ledger
-from arena_core.merge import merge
-from arena_core.slurm import (
+from arena_core.cli.cluster import slurm_submit_command
+from arena_core.cluster.merge import merge
+from arena_core.cluster.slurm import (
     ArenaTask,
     SlurmOptions,
     play_shard,
     python_command,
     render_sbatch,
     slurm_options,
-    slurm_submit_command,
     submit,
 )
+from arena_core.errors import ConfigError
+from arena_core.ledger import DONE, Ledger
 from tests.core.test_engine import snapshot, turns_per_match
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -236,11 +236,11 @@ def test_accelerate_configs_load_and_validate(name, deepspeed, stage) -> None:
         assert int(args.zero_stage) == stage
 
 
-# --- the command line (the flags arena_core.cli adds from arena_core.cluster_args) ----------
+# --- the command line (the flags arena_core.cli.main adds from arena_core.cli.cluster) ----------
 
 
 def parser() -> argparse.ArgumentParser:
-    from arena_core import cluster_args
+    from arena_core.cli import cluster as cluster_args
 
     p = argparse.ArgumentParser(prog="arena")
     sub = p.add_subparsers(dest="command")
@@ -254,7 +254,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def test_cli_flags_reach_the_commands(write_config, tmp_path, capsys, monkeypatch) -> None:
-    from arena_core import cluster_args
+    from arena_core.cli import cluster as cluster_args
 
     monkeypatch.chdir(tmp_path)
     path = str(write_config())

@@ -1,4 +1,4 @@
-"""Tests for arena_core.stats: interval, rating and calibration helpers."""
+"""Tests for arena_core.reports.stats: interval, rating and calibration helpers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from arena_core.stats import (
+from arena_core.reports.stats import (
     BTRating,
     bradley_terry,
     brier_score,
@@ -287,7 +287,7 @@ def test_ece_rejects_zero_bins():
 
 
 def test_import_does_not_pull_in_numpy():
-    code = "import sys, arena_core.stats; sys.exit(1 if 'numpy' in sys.modules else 0)"
+    code = "import sys, arena_core.reports.stats; sys.exit(1 if 'numpy' in sys.modules else 0)"
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -295,4 +295,4 @@ def test_import_does_not_pull_in_numpy():
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True
     )
-    assert proc.returncode == 0, proc.stderr or "importing arena_core.stats imported numpy"
+    assert proc.returncode == 0, proc.stderr or "importing arena_core.reports.stats imported numpy"

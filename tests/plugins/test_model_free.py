@@ -11,7 +11,7 @@ from arena_plugins.text import mark_quotes
 from arena_core.interfaces import Agent, Judge
 from arena_core.match import CallPolicy, Match
 from arena_core.plugins import get_registry
-from arena_core.stats import wilson_interval
+from arena_core.reports.stats import wilson_interval
 from arena_core.types import Item, Observation, Request, Response
 
 REG = get_registry()

@@ -9,7 +9,7 @@ from protocol_kit import SECRET, Looker, play
 from arena_core.errors import ConfigError
 from arena_core.ledger import Ledger
 from arena_core.plugins import get_registry
-from arena_core.reports import judge_stats
+from arena_core.reports.leaderboard import judge_stats
 from arena_core.testing import check_protocol, run_tournament
 from arena_core.types import JudgeView
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from arena_core.cli import add_report_arguments
+from arena_core.cli.main import add_report_arguments
+from arena_core.cli.reports import report_command
+from arena_core.learning.pairs import PairQuery, PairStats, pairs
 from arena_core.ledger import Ledger
-from arena_core.pairs import PairQuery, PairStats, pairs
-from arena_core.report import report_command, tournament_report
+from arena_core.reports.tournament import tournament_report
 from arena_core.testing import run_tournament
 
 ROOT = Path(__file__).resolve().parents[2] / "tournaments"

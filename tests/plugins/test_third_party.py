@@ -90,7 +90,7 @@ def test_quickfire_tournament_with_echo_players(tmp_path: Path) -> None:
 def test_listing_plugins_imports_no_heavy_library() -> None:
     code = (
         "import sys\n"
-        "from arena_core.cli import main\n"
+        "from arena_core.cli.main import main\n"
         "assert main(['plugins']) == 0\n"
         "assert main(['plugins', '--json']) == 0\n"
         "heavy = [m for m in ('torch', 'transformers', 'trl', 'openai', 'anthropic', 'vllm')\n"

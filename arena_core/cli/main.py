@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from arena_core import cluster_args, learn_args  # argparse only: `arena --help` stays fast
+from arena_core.cli import cluster as cluster_args  # argparse only: `arena --help` stays fast
+from arena_core.cli import learn as learn_args
 
 EXIT_USAGE = 2
 
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "datasets", help="dataset plugins and their options; preview one with `show`"
     )
-    from arena_core.datasets_cmd import add_arguments as add_datasets_arguments  # argparse only
+    from arena_core.cli.datasets import add_arguments as add_datasets_arguments  # argparse only
 
     add_datasets_arguments(p)
 
@@ -247,7 +248,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress = None  # type: ignore[assignment]
     try:
         if args.workers:
-            from arena_core.worker import run_workers
+            from arena_core.cluster.worker import run_workers
 
             summary = run_workers(
                 tournament, ledger, args.workers, retry_failed=args.retry_failed, progress=progress
@@ -268,7 +269,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if show_bar:
             bar.stop()
 
-    from arena_core.reports import judge_accuracy_by_matchup, judge_stats, leaderboard
+    from arena_core.reports.leaderboard import judge_accuracy_by_matchup, judge_stats, leaderboard
 
     counts = ledger.counts(cfg.name)
     line = (
@@ -314,7 +315,7 @@ def _print_table(rows: Sequence[Any], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from arena_core.reports import HEADERS, table_cells
+    from arena_core.reports.leaderboard import HEADERS, table_cells
 
     t = Table(title=title)
     for h in HEADERS[:-1]:
@@ -344,7 +345,7 @@ def _default_pool(ledger: Any, pool: str | None) -> str:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from arena_core.ledger import Ledger
-    from arena_core.reports import leaderboard, to_csv, to_json, to_markdown
+    from arena_core.reports.leaderboard import leaderboard, to_csv, to_json, to_markdown
 
     ledger = Ledger(args.ledger, create=False)
     pool = _default_pool(ledger, args.pool)
@@ -495,7 +496,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from arena_core.ledger import Ledger
-    from arena_core.reports import export_matches
+    from arena_core.reports.leaderboard import export_matches
 
     ledger = Ledger(args.ledger, create=False)
     if args.tournament:
@@ -537,19 +538,19 @@ def cmd_ratings(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from arena_core.datasets_cmd import run
+    from arena_core.cli.datasets import run
 
     return run(args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from arena_core.report import report_command
+    from arena_core.reports.tournament import report_command
 
     return report_command(args)
 
 
 def cmd_pairs(args: argparse.Namespace) -> int:
-    from arena_core.pairs import pairs_export_command
+    from arena_core.learning.pairs import pairs_export_command
 
     return pairs_export_command(args)
 

@@ -6,12 +6,11 @@ mode (`Tournament.run(claim=True)`): batches of matches claimed with `FOR UPDATE
 heartbeats while they run, claims of dead workers taken back after `--stale-after` seconds.
 
 `run_workers` is `arena run --workers N`: schedule here, then start N local worker processes
-(`python -m arena_core.worker`) and follow their progress in the ledger.
+(`python -m arena_core.cli worker`) and follow their progress in the ledger.
 """
 
 from __future__ import annotations
 
-import argparse
 import signal
 import subprocess
 import sys
@@ -122,52 +121,6 @@ def work(
             time.sleep(poll)
 
 
-def worker_command(args: argparse.Namespace) -> int:
-    """`arena worker`: exit 0, or 1 when this worker wrote failed matches."""
-    from arena_core.engine import default_worker
-    from arena_core.ledger import Ledger
-    from arena_core.plugins import get_plugin_manager, get_registry
-
-    if args.concurrency is not None and args.concurrency < 1:
-        raise UsageError("--concurrency must be at least 1")
-    if args.stale_after <= args.heartbeat:
-        raise UsageError("--stale-after must be longer than --heartbeat")
-    me = args.name or default_worker()
-
-    def report(s: RunSummary) -> None:
-        if not args.quiet:
-            lost = f", {s.lost} lost to take-back" if s.lost else ""
-            lat = sorted(s.claim_latencies)
-            claims = (
-                f"; {len(lat)} claims, p50 {1000 * lat[len(lat) // 2]:.2f} ms, "
-                f"p95 {1000 * lat[int(0.95 * (len(lat) - 1))]:.2f} ms"
-                if lat
-                else ""
-            )
-            print(
-                f"worker {me}: {s.tournament}: {s.done} done, {s.failed} failed{lost} "
-                f"in {s.wall:.2f}s{claims}",
-                flush=True,
-            )
-
-    summaries = work(
-        Ledger(args.ledger, create=False),
-        get_registry(),
-        tournament=args.tournament,
-        concurrency=args.concurrency,
-        forever=args.forever,
-        heartbeat=args.heartbeat,
-        stale_after=args.stale_after,
-        poll=args.poll,
-        name=me,
-        report=report,
-        hook=get_plugin_manager().hook,  # plugins observe a worker's matches as a run's
-    )
-    if not summaries and not args.quiet:
-        print(f"worker {me}: no tournament in the ledger has pending matches", flush=True)
-    return 1 if any(s.failed for s in summaries) else 0
-
-
 def run_workers(
     tournament: Tournament,
     ledger: Ledger,
@@ -196,7 +149,7 @@ def run_workers(
         ledger.reset_failed(name)
     before = ledger.counts(name)
     summary.to_play = before.get(PENDING, 0) + before.get(RUNNING, 0)
-    cmd = [sys.executable, "-m", "arena_core.worker", "--ledger", ledger.url]
+    cmd = [sys.executable, "-m", "arena_core.cli", "worker", "--ledger", ledger.url]
     cmd += [
         "--tournament",
         name,
@@ -249,22 +202,3 @@ def run_workers(
     return summary
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m arena_core.worker …`, the same as `arena worker …`."""
-    from arena_core.cluster_args import add_worker_arguments
-
-    parser = argparse.ArgumentParser(prog="arena worker", description=__doc__.split("\n\n")[0])
-    add_worker_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return worker_command(args)
-    except UsageError as exc:
-        print(f"arena: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("arena: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -19,11 +19,9 @@ Rows come out with the columns in `COLUMNS`; `write_pairs` saves them as JSONL o
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlmodel import select
 
+from arena_core.engine import build_protocol
 from arena_core.errors import UsageError
 from arena_core.ledger import DONE, Ledger, MatchRow, Tournament, TurnRow, VerdictRow
 
@@ -100,13 +99,6 @@ def _aware(t: datetime | None) -> datetime | None:
     if t is None:
         return None
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
-
-
-def build_protocol(registry: Registry, tournament: Tournament) -> Any:
-    """The tournament's protocol, rebuilt from the config stored with it."""
-    config = tournament.config or {}
-    name = config.get("protocol", tournament.protocol)
-    return registry.build("protocol", name, config.get("protocol_options") or {})
 
 
 def records(
@@ -299,49 +291,10 @@ def write_pairs(
     return len(ds)
 
 
-def _since(text: str | None) -> datetime | None:
+def parse_since(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
         return datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(f"--since {text!r} is not an ISO date or time (e.g. 2025-01-31)") from None
-
-
-def pairs_export_command(args: argparse.Namespace) -> int:
-    """`arena pairs export`: preference pairs from the ledger to a dataset directory or JSONL."""
-    url = args.from_ledger or args.ledger
-    ledger = Ledger(url, create=False)
-    query = PairQuery(
-        tournaments=args.tournament or (),
-        protocols=args.protocol or (),
-        player=args.player,
-        judge=args.judge,
-        min_gap=args.min_gap,
-        since=_since(args.since),
-        gamma=args.gamma,
-        conversational=args.conversational,
-    )
-    fmt = args.format or ("jsonl" if str(args.out).endswith(".jsonl") else "dataset")
-    stats = PairStats()
-    if fmt == "dataset":
-        import datasets
-
-        datasets.disable_progress_bars()  # one summary line says what happened
-    try:
-        n = write_pairs(pairs(ledger, query, stats=stats), args.out, fmt)
-    finally:
-        ledger.close()
-    sources = ", ".join(f"{k}: {v}" for k, v in sorted(stats.by_source.items())) or "none"
-    dropped = ", ".join(f"{k}: {v}" for k, v in sorted(stats.dropped.items())) or "none"
-    print(
-        f"wrote {n} pair(s) from {stats.matches} match(es) to {args.out} ({fmt}); "
-        f"by source: {sources}; dropped: {dropped}",
-        file=sys.stderr,
-    )
-    if stats.no_pairs:
-        print(
-            f"  no pairs from protocol(s) {', '.join(sorted(stats.no_pairs))} (they define none)",
-            file=sys.stderr,
-        )
-    return 0

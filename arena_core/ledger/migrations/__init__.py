@@ -63,16 +63,3 @@ def _has_version_table(conn: Any) -> bool:
     from sqlalchemy import inspect
 
     return bool(inspect(conn).has_table("alembic_version"))
-
-
-def ledger_upgrade_command(args: Any) -> int:
-    """`arena ledger upgrade --ledger URL`."""
-    from arena_core.ledger import resolve_url
-
-    url = resolve_url(getattr(args, "ledger", None))
-    before, after = upgrade(url)
-    if before == after:
-        print(f"ledger {url} is at {after}: nothing to do")
-    else:
-        print(f"ledger {url}: {before or 'empty'} -> {after}")
-    return 0

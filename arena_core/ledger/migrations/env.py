@@ -11,7 +11,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-import arena_core.ledger  # noqa: F401  (defines the tables on SQLModel.metadata)
+import arena_core.ledger.tables  # noqa: F401  (defines the tables on SQLModel.metadata)
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -13,9 +13,7 @@ loser), from the quote checks stored in each speech's meta.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import select
 
 from arena_core.ledger import DONE, Ledger, MatchRow, TurnRow
-from arena_core.reports import graded_verdicts, judge_stats
-from arena_core.stats import brier_score, expected_calibration_error
+from arena_core.reports.leaderboard import graded_verdicts, judge_stats
+from arena_core.reports.stats import brier_score, expected_calibration_error
 
 if TYPE_CHECKING:
     from arena_core.registry import Registry
@@ -88,7 +86,7 @@ class TournamentReport:
 
 def gradable(ledger: Ledger, tournament: str, registry: Registry | None = None) -> bool:
     """Whether the tournament's verdicts say which argued answer the judge believed."""
-    from arena_core.pairs import build_protocol
+    from arena_core.engine import build_protocol
 
     if registry is None:
         from arena_core.plugins import get_registry
@@ -275,51 +273,3 @@ def to_json(reports: Sequence[TournamentReport]) -> str:
         return d
 
     return json.dumps({"tournaments": [one(r) for r in reports]}, indent=2) + "\n"
-
-
-def print_tables(reports: Sequence[TournamentReport]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    t = Table(title="Judge metrics")
-    t.add_column("metric")
-    for r in reports:
-        t.add_column(r.tournament, justify="right")
-    for row in metric_rows(reports):
-        t.add_row(*row)
-    console.print(t)
-    for r in reports:
-        if not r.quotes:
-            continue
-        q = Table(title=f"Quotes per player — {r.tournament}")
-        for h in QUOTE_HEADERS:
-            q.add_column(h, justify="left" if h == "player" else "right")
-        for row in quote_rows(r):
-            q.add_row(*row)
-        console.print(q)
-
-
-def report_command(args: argparse.Namespace) -> int:
-    """`arena report`: judge metrics of one or more tournaments side by side."""
-    from arena_core.errors import UsageError
-
-    ledger = Ledger(args.ledger, create=False)
-    try:
-        names = args.tournament or [t.name for t in ledger.tournaments()]
-        if not names:
-            raise UsageError(f"the ledger {ledger.url} holds no tournament yet")
-        reports = [tournament_report(ledger, n) for n in names]
-    finally:
-        ledger.close()
-    if args.format == "table" and not args.out:
-        print_tables(reports)
-        return 0
-    text = to_json(reports) if args.format == "json" else to_markdown(reports)
-    if args.out:
-        from pathlib import Path
-
-        Path(args.out).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0

@@ -9,7 +9,7 @@ For iteration k = 1..N, with P0 the base player and Pk the player learned in ite
 2. learn: the `[learner]` plugin trains on the pairs of that tournament spoken by P(k-1)
    (with `accumulate`, on every self-play tournament so far), starting from P(k-1): with LoRA,
    from P(k-1)'s adapter, whose frozen copy is the reference, so each iterate is measured against
-   the previous one; Pk is registered with parent P(k-1) (see arena_core.learn);
+   the previous one; Pk is registered with parent P(k-1) (see arena_core.learning.learn);
 3. crossplay: a tournament `<loop>-crossplay-k` in which P0..Pk play each other (round-robin)
    under the `[crossplay]` protocol, in its own rating pool.
 
@@ -26,12 +26,10 @@ finished loop; changing anything else is refused.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import json
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,8 +295,8 @@ def _abandon_runs(ledger: Ledger, loop: str, k: int) -> int:
 def _learn(
     cfg: LoopConfig, k: int, ledger: Ledger, registry: Registry, say: Callable[[str], None]
 ) -> dict[str, Any]:
-    from arena_core.learn import format_step, learn, ledger_pairs, resolve_base
-    from arena_core.pairs import PairQuery
+    from arena_core.learning.learn import format_step, learn, ledger_pairs, resolve_base
+    from arena_core.learning.pairs import PairQuery
 
     parent, name = cfg.player_name(k - 1), cfg.player_name(k)
     abandoned = _abandon_runs(ledger, cfg.loop.name, k)
@@ -380,7 +378,7 @@ def run_loop(
 
 def lineage_table(ledger: Ledger, pool: str) -> list[dict[str, Any]]:
     """The pool's leaderboard with each player's parent and learner run."""
-    from arena_core.reports import leaderboard
+    from arena_core.reports.leaderboard import leaderboard
 
     rows = []
     for r in leaderboard(ledger, pool, bootstrap=50):
@@ -399,41 +397,3 @@ def lineage_table(ledger: Ledger, pool: str) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def print_lineage(rows: list[dict[str, Any]], pool: str) -> None:
-    print(f"Leaderboard — pool '{pool}' (with lineage)")
-    print(f"{'rank':>4}  {'player':24} {'parent':24} {'run':>4} {'mu':>7} {'win rate':>8}  n")
-    for r in rows:
-        run = "" if r["learner_run"] is None else str(r["learner_run"])
-        print(
-            f"{r['rank']:>4}  {r['player']:24} {r['parent'] or '-':24} {run:>4} "
-            f"{r['mu']:7.2f} {r['win_rate']:8.1%}  {r['matches']}"
-        )
-
-
-def loop_command(args: argparse.Namespace) -> int:
-    """`arena loop FILE`: see the module docstring."""
-    from arena_core.plugins import get_registry
-
-    registry = get_registry()
-    cfg = load_loop(args.config, registry)
-    if args.iterations is not None:
-        if args.iterations < 1:
-            raise UsageError("--iterations must be at least 1")
-        cfg.loop.iterations = args.iterations
-    source = Path(args.config).read_text(encoding="utf-8")
-    quiet = args.quiet
-
-    def say(text: str) -> None:
-        if not quiet:
-            print(f"[loop] {text}", file=sys.stderr, flush=True)
-
-    ledger = Ledger(args.ledger)
-    try:
-        run_loop(cfg, ledger, registry, source=source, say=say)
-        pool = ledger.tournament(cfg.tournament("crossplay", cfg.loop.iterations)).pool
-        print_lineage(lineage_table(ledger, pool), pool)
-    finally:
-        ledger.close()
-    return 0

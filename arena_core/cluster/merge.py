@@ -15,7 +15,6 @@ the same transaction and under the same lock as live writers, so live ratings eq
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,9 +37,9 @@ from arena_core.ledger import (
     Tournament,
     TurnRow,
     VerdictRow,
-    _insert,
     advisory_key,
 )
+from arena_core.ledger.store import _insert
 
 _RANK = {DONE: 3, FAILED: 2, PENDING: 1, RUNNING: 1}
 _FINISH_LOCK = advisory_key("arena:finish")  # the lock engine.Writer takes to write finishes
@@ -272,20 +271,3 @@ def _replay_pools(conn: Connection, tournaments: set[str]) -> list[str]:
         if book.players:
             conn.execute(rt.insert(), book.rows())
     return pools
-
-
-def ledger_merge_command(args: argparse.Namespace) -> int:
-    """`arena ledger merge SHARD... --into URL`."""
-    report = merge(args.shards, args.into)
-    print(
-        f"merged {report.shards} shard(s), {report.matches} match(es) into {args.into}: "
-        f"{report.added} new, {report.finished} done written, {report.failed} failed recorded, "
-        f"{report.unchanged} unchanged"
-        + (f"; ratings replayed for pool(s) {', '.join(report.pools)}" if report.pools else "")
-    )
-    if report.conflicts:
-        print(
-            f"warning: {len(report.conflicts)} match(es) done in both with different winners "
-            f"(kept the target's): {', '.join(m[:12] for m in report.conflicts[:5])}"
-        )
-    return 0

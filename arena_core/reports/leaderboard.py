@@ -11,7 +11,7 @@ from typing import Any
 
 from arena_core.ledger import Ledger
 from arena_core.ratings import outcome
-from arena_core.stats import bradley_terry, wilson_interval
+from arena_core.reports.stats import bradley_terry, wilson_interval
 
 
 @dataclass

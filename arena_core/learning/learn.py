@@ -27,11 +27,9 @@ Nothing heavy is imported here: the learner plugin imports torch and trl when it
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,10 +37,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from arena_core.errors import UsageError, suggest
-from arena_core.ledger import LearnerRun, Ledger, Player, resolve_url
+from arena_core.ledger import LearnerRun, Ledger, Player
 
 if TYPE_CHECKING:
-    from arena_core.pairs import PairQuery
+    from arena_core.learning.pairs import PairQuery
     from arena_core.registry import Registry
 
 AGENT = "transformers"  # the agent every learned checkpoint plays with
@@ -115,10 +113,10 @@ def normalize(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def ledger_pairs(ledger: Ledger, query: PairQuery, registry: Registry | None = None) -> PairData:
-    """Pairs the ledger's finished matches give (arena_core.pairs), as chat prompts."""
+    """Pairs the ledger's finished matches give (arena_core.learning.pairs), as chat prompts."""
     from dataclasses import asdict, replace
 
-    from arena_core.pairs import PairStats, pairs
+    from arena_core.learning.pairs import PairStats, pairs
 
     stats = PairStats()
     chat = replace(query, conversational=True)
@@ -415,72 +413,6 @@ def learn(
 # --- the command --------------------------------------------------------------------------------
 
 
-def _since(text: str | None) -> Any:
-    from arena_core.pairs import _since as parse
-
-    return parse(text)
-
-
-def gather_pairs(args: argparse.Namespace, ledger: Ledger, registry: Registry) -> PairData:
-    """The one data source the flags name."""
-    from arena_core.datasets_cmd import parse_options
-    from arena_core.pairs import PairQuery
-
-    sources = [
-        s
-        for s, on in (
-            ("--from-ledger", args.from_ledger is not None),
-            ("--dataset", args.dataset is not None),
-            ("--pairs", args.pairs is not None),
-        )
-        if on
-    ]
-    if len(sources) != 1:
-        raise UsageError("give exactly one data source: --from-ledger, --dataset or --pairs")
-    if args.dataset is not None:
-        return dataset_pairs(
-            registry,
-            args.dataset,
-            parse_options(args.dataset_option),
-            split=args.split,
-            limit=args.limit,
-        )
-    if args.pairs is not None:
-        return file_pairs(args.pairs)
-    query = PairQuery(
-        tournaments=args.tournament or (),
-        protocols=args.protocol or (),
-        player=args.player,
-        judge=args.judge,
-        min_gap=args.min_gap,
-        since=_since(args.since),
-        gamma=args.gamma,
-    )
-    if not args.from_ledger or resolve_url(args.from_ledger) == ledger.url:
-        return ledger_pairs(ledger, query, registry)
-    source = Ledger(args.from_ledger, create=False)  # pairs from there, the run recorded here
-    try:
-        return ledger_pairs(source, query, registry)
-    finally:
-        source.close()
-
-
-def toml_inline(options: dict[str, Any]) -> str:
-    """`{ k = v, ... }` for a player snippet (values are JSON-compatible TOML)."""
-    parts = []
-    for k, v in options.items():
-        if v is None:
-            continue
-        key = k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
-        parts.append(f"{key} = {json.dumps(v)}")
-    return "{ " + ", ".join(parts) + " }"
-
-
-def player_snippet(registry: Registry, name: str, options: dict[str, Any]) -> str:
-    """The [[players]] table that enters the new player in a tournament (non-default options)."""
-    checked = registry.validate("agent", AGENT, options)
-    short = checked.model_dump(mode="json", exclude_defaults=True)
-    return f'[[players]]\nname = "{name}"\nagent = "{AGENT}"\noptions = {toml_inline(short)}\n'
 
 
 def format_step(logs: dict[str, Any]) -> str | None:
@@ -495,91 +427,6 @@ def format_step(logs: dict[str, Any]) -> str | None:
     return "  " + ", ".join(parts)
 
 
-def learn_command(args: argparse.Namespace) -> int:
-    """`arena learn`: see the module docstring."""
-    from arena_core.datasets_cmd import parse_options
-    from arena_core.plugins import get_registry
-
-    registry = get_registry()
-    registry.get("learner", args.learner, key="--learner")  # a typo fails before any loading
-    # The run and the player are recorded in --ledger, else in the ledger the pairs come from.
-    create = args.ledger is not None or args.from_ledger is None
-    ledger = Ledger(args.ledger or args.from_ledger or None, create=create)
-    try:
-        data = gather_pairs(args, ledger, registry)
-        base = resolve_base(ledger, args.base, adapter=args.adapter, player=args.player)
-        if args.parent:
-            base.parent = args.parent
-        quiet = args.quiet or not is_main_process()
-        say = (lambda *_: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
-        say(f"learn {args.learner}: {data.note}; base {base.parent or base.model}")
-
-        def on_step(logs: dict[str, Any]) -> None:
-            line = format_step(logs)
-            if line:
-                say(line)
-
-        result = learn(
-            ledger,
-            registry,
-            learner=args.learner,
-            options=parse_options(args.option),
-            data=data,
-            base=base,
-            name=args.register_as,
-            out_dir=args.out,
-            on_step=on_step,
-        )
-    finally:
-        ledger.close()
-    if is_main_process():
-        before, after = result.summary.get("before", {}), result.summary.get("after", {})
-        figures = ""
-        if before and after:
-            figures = (
-                f"; loss {before.get('loss', float('nan')):.4f} -> "
-                f"{after.get('loss', float('nan')):.4f}, reward accuracy "
-                f"{before.get('rewards/accuracies', float('nan')):.2f} -> "
-                f"{after.get('rewards/accuracies', float('nan')):.2f}"
-            )
-        print(
-            f"learner run {result.run_id}: player '{result.player}' (parent "
-            f"{base.parent or '-'}) at {result.checkpoint}{figures}"
-        )
-        if not args.quiet:
-            print(player_snippet(registry, result.player, result.options))
-    return 0
-
-
 # --- `arena model tiny` ---------------------------------------------------------------------------
 
 MODEL_GROUP = "arena.models"  # entry points: name -> builder(out_dir, **kwargs) -> Path
-
-
-def model_builders() -> dict[str, Any]:
-    """Model builders registered under the entry-point group `arena.models` (loaded lazily)."""
-    from importlib.metadata import entry_points
-
-    return {ep.name: ep for ep in entry_points(group=MODEL_GROUP)}
-
-
-def model_command(args: argparse.Namespace) -> int:
-    """`arena model tiny OUT_DIR`: write a small local model (no download), e.g. for the loop."""
-    builders = model_builders()
-    kind = args.kind
-    if kind not in builders:
-        raise UsageError(
-            f"no model builder '{kind}'{suggest(kind, builders)} (known: "
-            f"{', '.join(sorted(builders)) or 'none: install arena[hf]'}; builders are "
-            f"entry points of the group '{MODEL_GROUP}')"
-        )
-    build = builders[kind]
-    build = build.load() if hasattr(build, "load") else build
-    kwargs: dict[str, Any] = {}
-    for key in ("vocab_size", "hidden", "layers", "seed"):
-        value = getattr(args, key, None)
-        if value is not None:
-            kwargs[key] = value
-    out = build(args.out_dir, **kwargs)
-    print(f"wrote a {kind} model to {out}")
-    return 0

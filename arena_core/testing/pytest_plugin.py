@@ -65,7 +65,7 @@ def arena_registry() -> Registry:
 @pytest.fixture
 def arena_fake_agents(arena_registry: Registry) -> Iterator[dict[str, Agent]]:
     """Model-free agents built through the registry, keyed by agent name, closed after."""
-    from arena_core.testing import _run
+    from arena_core.testing.checks import _run
 
     agents = {name: arena_registry.build("agent", name, opts) for name, opts in FAKE_AGENTS.items()}
     yield agents
@@ -103,7 +103,7 @@ def arena_tournament(
     Defaults: no retries, no backoff, 4 items, a fresh tournament name per call. Returns
     (summary, ledger).
     """
-    from arena_core.testing import run_tournament
+    from arena_core.testing.checks import run_tournament
 
     calls = 0
 

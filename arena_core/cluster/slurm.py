@@ -19,7 +19,6 @@ finished matches in its shard (or in the shared ledger) and plays only the rest.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -225,9 +224,9 @@ class ArenaTask(submitit.helpers.Checkpointable):
     def __call__(self) -> dict[str, Any]:
         self.attempt += 1
         if self.ledger is not None:
+            from arena_core.cluster.worker import work
             from arena_core.ledger import Ledger
             from arena_core.plugins import get_registry
-            from arena_core.worker import work
 
             summaries = work(
                 Ledger(self.ledger, create=False),
@@ -394,22 +393,3 @@ def submit(
     )
     sub.jobs = executor.submit_array(tasks)
     return sub
-
-
-def slurm_submit_command(args: argparse.Namespace) -> int:
-    """`arena slurm submit CONFIG …` and `arena run CONFIG --executor slurm …`."""
-    overrides = {k: getattr(args, k, None) for k in FLAGS}
-    opts = slurm_options(args.config, getattr(args, "slurm_config", None), overrides)
-    sub = submit(args.config, getattr(args, "ledger", None), opts=opts, dry_run=args.dry_run)
-    if sub.script is not None:
-        print(sub.script)
-        where = f"shards in {sub.shards}" if sub.mode == "shard" else "workers on the ledger"
-        print(f"# dry run: {len(sub.tasks)} array task(s), {where}; nothing submitted")
-        return 0
-    print(f"submitted {len(sub.jobs)} array task(s): {', '.join(sub.job_ids)}")
-    if sub.mode == "shard":
-        print(
-            f"when they are done: arena ledger merge {sub.shards}/shard-*.db --into "
-            f"{getattr(args, 'ledger', None) or 'sqlite:///arena.db'}"
-        )
-    return 0

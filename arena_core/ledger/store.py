@@ -1,4 +1,4 @@
-"""The ledger: every tournament, player, match, turn, verdict and rating, in SQLModel tables.
+"""The Ledger store: opening, creating and querying the tables of `tables.py`, and claims.
 
 SQLite (WAL) by default; the schema uses only portable types so Postgres (psycopg 3) follows
 unchanged. Hot paths (scheduling thousands of matches, writing finished ones) use SQLAlchemy Core
@@ -18,13 +18,11 @@ import json
 import os
 import warnings
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Column,
-    Index,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -36,138 +34,31 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlmodel import Session, SQLModel, create_engine, select
 
 from arena_core.errors import UsageError, suggest
-from arena_core.migrations import HEAD, LEGACY_BASE
+from arena_core.ledger.migrations import HEAD, LEGACY_BASE
+from arena_core.ledger.tables import (
+    DONE,
+    FAILED,
+    PENDING,
+    RUNNING,
+    MatchRow,
+    Player,
+    Rating,
+    Tournament,
+    TurnRow,
+    VerdictRow,
+    now,
+)
 
 DEFAULT_LEDGER = "sqlite:///arena.db"
 
-PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 
 # Filesystems where SQLite's locks and WAL shared memory do not work across hosts.
 NETWORK_FS = {"nfs", "nfs4", "lustre", "gpfs", "cifs", "smb3", "smbfs", "beegfs", "ceph", "9p"}
 MOUNTS = "/proc/mounts"
 _UNCLAIMED = {"status": PENDING, "worker": None, "claimed_at": None, "heartbeat_at": None}
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Tournament(SQLModel, table=True):
-    name: str = Field(primary_key=True)
-    protocol: str
-    pool: str  # the rating pool its matches count in
-    config_hash: str
-    config: dict[str, Any] = Field(sa_column=Column(JSON))
-    source: str = ""  # the config file as written
-    created_at: datetime = Field(default_factory=now)
-
-
-class Player(SQLModel, table=True):
-    name: str = Field(primary_key=True)
-    agent: str
-    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    parent: str | None = None  # lineage: the player this one was trained from
-    learner_run: int | None = None
-    created_at: datetime = Field(default_factory=now)
-
-
-class MatchRow(SQLModel, table=True):
-    __tablename__ = "match"
-    __table_args__ = (
-        # Serves `pending` and `claim`: the next pending matches of a tournament in schedule order.
-        Index("ix_match_claim", "tournament", "status", "order_key"),
-        Index("ix_match_finished_seq", "finished_seq"),
-    )
-
-    id: str = Field(primary_key=True)  # deterministic hash, see schedule.match_id
-    tournament: str = Field(foreign_key="tournament.name")
-    protocol: str
-    item_id: str
-    item: dict[str, Any] = Field(sa_column=Column(JSON))  # snapshot, so `show` needs no dataset
-    seats: dict[str, str] = Field(sa_column=Column(JSON))  # seat -> player
-    assignment: dict[str, int] = Field(sa_column=Column(JSON))  # seat -> answer index argued
-    variant: int = 0
-    repetition: int = 0
-    order_key: int = 0  # position in the (seeded) schedule
-    status: str = Field(default=PENDING)
-    attempts: int = 0
-    error: str | None = None
-    traceback: str | None = None
-    worker: str | None = None  # who claimed (status running) or wrote it
-    created_at: datetime = Field(default_factory=now)
-    claimed_at: datetime | None = None
-    heartbeat_at: datetime | None = None  # a running match whose heartbeat is stale goes back
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    finished_seq: int | None = None  # global finish order: ratings replay in this order
-
-
-class TurnRow(SQLModel, table=True):
-    __tablename__ = "turn"
-    __table_args__ = (Index("ix_turn_match", "match_id", "idx"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    match_id: str = Field(foreign_key="match.id")
-    idx: int
-    seat: str
-    player: str | None = None
-    round: int = 0
-    phase: str = "speech"
-    text: str
-    shown: str
-    visible_to: list[str] | None = Field(default=None, sa_column=Column(JSON))
-    parent: int | None = None
-    branch: int = 0
-    tokens: int | None = None
-    latency: float = 0.0
-    cost: float | None = None
-    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-
-
-class VerdictRow(SQLModel, table=True):
-    __tablename__ = "verdict"
-
-    match_id: str = Field(primary_key=True, foreign_key="match.id")
-    node: int = Field(default=-1, primary_key=True)  # -1: the match's main verdict
-    judge: str
-    probs: dict[str, float] = Field(sa_column=Column(JSON))
-    chosen: str | None = None
-    winner_seat: str | None = None
-    winner: str | None = None  # player
-    correct: bool | None = None
-    confidence: float | None = None
-    raw: str = ""
-    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-
-
-class Rating(SQLModel, table=True):
-    pool: str = Field(primary_key=True)
-    player: str = Field(primary_key=True)
-    mu: float
-    sigma: float
-    matches: int = 0
-    wins: int = 0
-    losses: int = 0
-    draws: int = 0
-    updated_at: datetime = Field(default_factory=now)
-
-
-class LearnerRun(SQLModel, table=True):
-    __tablename__ = "learner_run"
-
-    id: int | None = Field(default=None, primary_key=True)
-    learner: str
-    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    data_query: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    pairs: int = 0
-    checkpoint: str | None = None
-    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    wall_time: float | None = None
-    status: str = "running"
-    created_at: datetime = Field(default_factory=now)
 
 
 # alembic's own bookkeeping table, declared here so a fresh ledger is stamped without importing

@@ -1,0 +1,318 @@
+"""`arena learn`, `arena loop` and `arena model`: their flags and their commands.
+
+Only argparse is imported at module level, so `arena --help` stays fast; the commands import
+arena_core.learning (and the learner plugin imports torch and trl) when they run.
+
+    arena learn --learner dpo --from-ledger [URL] [--tournament T ...] [--player P] ... \
+        [--base PLAYER|DIR] [--register-as NAME] [--out DIR] [-o key=value ...]
+    arena loop tournaments/iterative-dpo.toml [--ledger URL] [--iterations N]
+    arena model tiny OUT_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from arena_core.learning.learn import PairData
+    from arena_core.ledger import Ledger
+    from arena_core.registry import Registry
+
+LEDGER_HELP = "ledger database URL (default: $ARENA_LEDGER or sqlite:///arena.db)"
+
+
+def add_learn_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `arena learn`."""
+    p.add_argument("--learner", required=True, help="a learner plugin (see `arena plugins`)")
+    p.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a learner option; VALUE is TOML (-o beta=0.5 -o 'loss_type=[\"ipo\"]')",
+    )
+    p.add_argument("--ledger", metavar="URL", help=LEDGER_HELP + "; the run is recorded here")
+    src = p.add_argument_group("data (exactly one source)")
+    src.add_argument(
+        "--from-ledger",
+        metavar="URL",
+        nargs="?",
+        const="",
+        help="pairs from this ledger's finished matches (no URL: the --ledger one)",
+    )
+    src.add_argument("--dataset", metavar="NAME", help="pairs of a dataset plugin")
+    src.add_argument("--pairs", metavar="PATH", help="an `arena pairs export` directory or JSONL")
+    flt = p.add_argument_group("ledger filters (with --from-ledger)")
+    flt.add_argument("--tournament", action="append", help="only this tournament (repeatable)")
+    flt.add_argument("--protocol", action="append", help="only this protocol (repeatable)")
+    flt.add_argument("--player", help="only pairs this player spoke (and, by default, the base)")
+    flt.add_argument("--judge", help="only matches decided by this judge")
+    flt.add_argument("--min-gap", type=float, default=0.0, help="drop pairs with a smaller gap")
+    flt.add_argument("--since", help="only matches finished at or after this ISO date/time")
+    flt.add_argument("--gamma", type=float, help="soft-target sharpness (default: the protocol's)")
+    ds = p.add_argument_group("dataset (with --dataset)")
+    ds.add_argument(
+        "-d",
+        "--dataset-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a dataset option (TOML value)",
+    )
+    ds.add_argument("--split", help="the dataset split")
+    ds.add_argument("--limit", type=int, help="at most this many pairs")
+    out = p.add_argument_group("model and player")
+    out.add_argument(
+        "--base",
+        metavar="PLAYER|DIR",
+        help="start from this ledger player (its model and adapter; it becomes the parent) or "
+        "a model directory (default: --player)",
+    )
+    out.add_argument("--adapter", metavar="DIR", help="a LoRA adapter on top of --base DIR")
+    out.add_argument("--parent", metavar="PLAYER", help="lineage parent when --base is a DIR")
+    out.add_argument(
+        "--register-as", metavar="NAME", help="the new player's name (default: <base>-<learner>-N)"
+    )
+    out.add_argument("--out", metavar="DIR", help="checkpoint directory (default: models/NAME)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the result line")
+
+
+def add_loop_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `arena loop`."""
+    p.add_argument("config", help="loop TOML file (e.g. tournaments/iterative-dpo.toml)")
+    p.add_argument("--ledger", metavar="URL", help=LEDGER_HELP)
+    p.add_argument("--iterations", type=int, help="override [loop] iterations (extend a loop)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `arena model`."""
+    msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    t = msub.add_parser("tiny", help="write a tiny random local model (offline tests and demos)")
+    t.add_argument("out_dir", metavar="OUT_DIR")
+    t.add_argument("--kind", default="tiny", help="a builder of the entry-point group arena.models")
+    t.add_argument("--vocab-size", dest="vocab_size", type=int)
+    t.add_argument("--hidden", type=int)
+    t.add_argument("--layers", type=int)
+    t.add_argument("--seed", type=int)
+
+
+def add_commands(sub: Any) -> None:
+    """`arena learn`, `arena loop` and `arena model tiny` on a subparsers object."""
+    add_learn_arguments(
+        sub.add_parser("learn", help="train a learner on preference pairs; register the player")
+    )
+    add_loop_arguments(
+        sub.add_parser("loop", help="iterate self-play -> learn -> cross-play (resumable)")
+    )
+    add_model_arguments(sub.add_parser("model", help="local models: `arena model tiny OUT_DIR`"))
+
+
+def gather_pairs(args: argparse.Namespace, ledger: Ledger, registry: Registry) -> PairData:
+    """The one data source the flags name."""
+    from arena_core.cli.datasets import parse_options
+    from arena_core.errors import UsageError
+    from arena_core.learning.learn import dataset_pairs, file_pairs, ledger_pairs
+    from arena_core.learning.pairs import PairQuery, parse_since
+    from arena_core.ledger import Ledger, resolve_url
+
+    sources = [
+        s
+        for s, on in (
+            ("--from-ledger", args.from_ledger is not None),
+            ("--dataset", args.dataset is not None),
+            ("--pairs", args.pairs is not None),
+        )
+        if on
+    ]
+    if len(sources) != 1:
+        raise UsageError("give exactly one data source: --from-ledger, --dataset or --pairs")
+    if args.dataset is not None:
+        return dataset_pairs(
+            registry,
+            args.dataset,
+            parse_options(args.dataset_option),
+            split=args.split,
+            limit=args.limit,
+        )
+    if args.pairs is not None:
+        return file_pairs(args.pairs)
+    query = PairQuery(
+        tournaments=args.tournament or (),
+        protocols=args.protocol or (),
+        player=args.player,
+        judge=args.judge,
+        min_gap=args.min_gap,
+        since=parse_since(args.since),
+        gamma=args.gamma,
+    )
+    if not args.from_ledger or resolve_url(args.from_ledger) == ledger.url:
+        return ledger_pairs(ledger, query, registry)
+    source = Ledger(args.from_ledger, create=False)  # pairs from there, the run recorded here
+    try:
+        return ledger_pairs(source, query, registry)
+    finally:
+        source.close()
+
+
+def toml_inline(options: dict[str, Any]) -> str:
+    """`{ k = v, ... }` for a player snippet (values are JSON-compatible TOML)."""
+    import json
+    import re
+
+    parts = []
+    for k, v in options.items():
+        if v is None:
+            continue
+        key = k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
+        parts.append(f"{key} = {json.dumps(v)}")
+    return "{ " + ", ".join(parts) + " }"
+
+
+def player_snippet(registry: Registry, name: str, options: dict[str, Any]) -> str:
+    """The [[players]] table that enters the new player in a tournament (non-default options)."""
+    from arena_core.learning.learn import AGENT
+
+    checked = registry.validate("agent", AGENT, options)
+    short = checked.model_dump(mode="json", exclude_defaults=True)
+    return f'[[players]]\nname = "{name}"\nagent = "{AGENT}"\noptions = {toml_inline(short)}\n'
+
+
+def learn_command(args: argparse.Namespace) -> int:
+    """`arena learn`: see the module docstring."""
+    import sys
+
+    from arena_core.cli.datasets import parse_options
+    from arena_core.learning.learn import format_step, is_main_process, learn, resolve_base
+    from arena_core.ledger import Ledger
+    from arena_core.plugins import get_registry
+
+    registry = get_registry()
+    registry.get("learner", args.learner, key="--learner")  # a typo fails before any loading
+    # The run and the player are recorded in --ledger, else in the ledger the pairs come from.
+    create = args.ledger is not None or args.from_ledger is None
+    ledger = Ledger(args.ledger or args.from_ledger or None, create=create)
+    try:
+        data = gather_pairs(args, ledger, registry)
+        base = resolve_base(ledger, args.base, adapter=args.adapter, player=args.player)
+        if args.parent:
+            base.parent = args.parent
+        quiet = args.quiet or not is_main_process()
+        say = (lambda *_: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+        say(f"learn {args.learner}: {data.note}; base {base.parent or base.model}")
+
+        def on_step(logs: dict[str, Any]) -> None:
+            line = format_step(logs)
+            if line:
+                say(line)
+
+        result = learn(
+            ledger,
+            registry,
+            learner=args.learner,
+            options=parse_options(args.option),
+            data=data,
+            base=base,
+            name=args.register_as,
+            out_dir=args.out,
+            on_step=on_step,
+        )
+    finally:
+        ledger.close()
+    if is_main_process():
+        before, after = result.summary.get("before", {}), result.summary.get("after", {})
+        figures = ""
+        if before and after:
+            figures = (
+                f"; loss {before.get('loss', float('nan')):.4f} -> "
+                f"{after.get('loss', float('nan')):.4f}, reward accuracy "
+                f"{before.get('rewards/accuracies', float('nan')):.2f} -> "
+                f"{after.get('rewards/accuracies', float('nan')):.2f}"
+            )
+        print(
+            f"learner run {result.run_id}: player '{result.player}' (parent "
+            f"{base.parent or '-'}) at {result.checkpoint}{figures}"
+        )
+        if not args.quiet:
+            print(player_snippet(registry, result.player, result.options))
+    return 0
+
+
+def model_builders() -> dict[str, Any]:
+    """Model builders registered under the entry-point group `arena.models` (loaded lazily)."""
+    from importlib.metadata import entry_points
+
+    from arena_core.learning.learn import MODEL_GROUP
+
+    return {ep.name: ep for ep in entry_points(group=MODEL_GROUP)}
+
+
+def model_command(args: argparse.Namespace) -> int:
+    """`arena model tiny OUT_DIR`: write a small local model (no download), e.g. for the loop."""
+    from arena_core.errors import UsageError, suggest
+    from arena_core.learning.learn import MODEL_GROUP
+
+    builders = model_builders()
+    kind = args.kind
+    if kind not in builders:
+        raise UsageError(
+            f"no model builder '{kind}'{suggest(kind, builders)} (known: "
+            f"{', '.join(sorted(builders)) or 'none: install arena[hf]'}; builders are "
+            f"entry points of the group '{MODEL_GROUP}')"
+        )
+    build = builders[kind]
+    build = build.load() if hasattr(build, "load") else build
+    kwargs: dict[str, Any] = {}
+    for key in ("vocab_size", "hidden", "layers", "seed"):
+        value = getattr(args, key, None)
+        if value is not None:
+            kwargs[key] = value
+    out = build(args.out_dir, **kwargs)
+    print(f"wrote a {kind} model to {out}")
+    return 0
+
+
+def print_lineage(rows: list[dict[str, Any]], pool: str) -> None:
+    print(f"Leaderboard — pool '{pool}' (with lineage)")
+    print(f"{'rank':>4}  {'player':24} {'parent':24} {'run':>4} {'mu':>7} {'win rate':>8}  n")
+    for r in rows:
+        run = "" if r["learner_run"] is None else str(r["learner_run"])
+        print(
+            f"{r['rank']:>4}  {r['player']:24} {r['parent'] or '-':24} {run:>4} "
+            f"{r['mu']:7.2f} {r['win_rate']:8.1%}  {r['matches']}"
+        )
+
+
+def loop_command(args: argparse.Namespace) -> int:
+    """`arena loop FILE`: see the module docstring."""
+    import sys
+    from pathlib import Path
+
+    from arena_core.errors import UsageError
+    from arena_core.learning.loop import lineage_table, load_loop, run_loop
+    from arena_core.ledger import Ledger
+    from arena_core.plugins import get_registry
+
+    registry = get_registry()
+    cfg = load_loop(args.config, registry)
+    if args.iterations is not None:
+        if args.iterations < 1:
+            raise UsageError("--iterations must be at least 1")
+        cfg.loop.iterations = args.iterations
+    source = Path(args.config).read_text(encoding="utf-8")
+    quiet = args.quiet
+
+    def say(text: str) -> None:
+        if not quiet:
+            print(f"[loop] {text}", file=sys.stderr, flush=True)
+
+    ledger = Ledger(args.ledger)
+    try:
+        run_loop(cfg, ledger, registry, source=source, say=say)
+        pool = ledger.tournament(cfg.tournament("crossplay", cfg.loop.iterations)).pool
+        print_lineage(lineage_table(ledger, pool), pool)
+    finally:
+        ledger.close()
+    return 0

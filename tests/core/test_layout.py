@@ -1,0 +1,176 @@
+"""The tree is the architecture: rooms import downwards only and no module imports itself back.
+
+Every `import` counts for the rooms, including those inside functions and under TYPE_CHECKING: a
+lazy import still ties two modules together. For circles, imports under TYPE_CHECKING are left out:
+they name a type for an annotation and never run (interfaces' `Protocol.play(match: Match)` and
+match's `Agent`/`Judge` annotations).
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2] / "arena_core"
+
+# room -> the rooms it may import (besides itself). The kernel is arena_core's top-level modules;
+# the ledger sits below it and may use only the kernel's plain values and errors.
+BASE = {"arena_core.errors", "arena_core.types", "arena_core.ids"}
+ALLOWED = {
+    "ledger": {"base"},
+    "kernel": {"base", "ledger"},
+    "reports": {"base", "kernel", "ledger"},
+    "learning": {"base", "kernel", "ledger", "reports"},
+    "cluster": {"base", "kernel", "ledger"},
+    "testing": {"base", "kernel", "ledger"},
+    "cli": {"base", "kernel", "ledger", "reports", "learning", "cluster", "testing"},
+}
+ROOMS = set(ALLOWED) - {"kernel"}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def room_of(module: str) -> str:
+    if module in BASE:
+        return "base"
+    parts = module.split(".")
+    if len(parts) > 1 and parts[1] in ROOMS:
+        return parts[1]
+    return "kernel"
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in ROOT.rglob("*.py") if "versions" not in p.parts}
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return skip
+
+
+def imports_of(path: Path, known: set[str], *, typing: bool = True) -> set[str]:
+    """The arena_core modules a file imports (a name imported from a package counts as the
+    submodule when one exists); `typing=False` leaves out imports under TYPE_CHECKING."""
+    out: set[str] = set()
+    tree = ast.parse(path.read_text())
+    skip = set() if typing else _type_checking_nodes(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+        else:
+            continue
+        for name in names:
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            if name and name != "arena_core":
+                out.add(name)
+                break
+    return out
+
+
+def graph(*, typing: bool = True) -> dict[str, set[str]]:
+    mods = modules()
+    known = set(mods)
+    return {m: imports_of(p, known, typing=typing) - {m} for m, p in mods.items()}
+
+
+def test_rooms_import_downwards_only() -> None:
+    wrong = []
+    for mod, deps in graph().items():
+        room = room_of(mod)
+        for dep in deps:
+            if dep.startswith(f"{mod}."):  # a package importing its own submodules
+                continue
+            dep_room = room_of(dep)
+            if dep_room != room and dep_room not in ALLOWED.get(room, set()) | {"base"}:
+                wrong.append(f"{mod} ({room}) imports {dep} ({dep_room})")
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_no_import_circles() -> None:
+    g = graph(typing=False)
+    # Tarjan's strongly connected components, iteratively small enough to read.
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in g.get(v, ()):
+            if w.startswith(f"{v}."):
+                continue  # a package's __init__ re-exporting its own modules is not a circle
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                circles.append(sorted(comp))
+
+    for v in sorted(g):
+        if v not in index:
+            visit(v)
+    assert not circles, circles
+
+
+def test_kernel_names_no_plugin() -> None:
+    for mod, path in modules().items():
+        text = path.read_text()
+        assert "arena_plugins" not in text or room_of(mod) == "cli", mod
+
+
+@pytest.mark.parametrize(
+    "public",
+    [
+        "arena_core.types",
+        "arena_core.interfaces",
+        "arena_core.match",
+        "arena_core.testing",
+        "arena_core.registry",
+        "arena_core.ledger",
+    ],
+)
+def test_public_paths_that_plugins_use_still_import(public: str) -> None:
+    __import__(public)
+
+
+def test_help_imports_nothing_heavy() -> None:
+    code = (
+        "import contextlib, io, sys\nfrom arena_core.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['--help'])\n"
+        "heavy = [m for m in ('torch', 'transformers', 'sqlalchemy', 'sqlmodel', 'trl', 'rich')"
+        " if m in sys.modules]\nprint('heavy:' + ','.join(heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "heavy:", out
