@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -404,6 +404,25 @@ class Ledger:
                 q = q.where(MatchRow.tournament.in_(list(names)))
             q = q.order_by(MatchRow.finished_seq, VerdictRow.node)
             return [tuple(r) for r in s.exec(q).all()]
+
+    def outcomes(self, pool: str) -> Iterator[tuple[dict[str, str], str | None]]:
+        """(seats, winning seat) of the pool's finished matches in finish order, streamed.
+
+        Only the two columns ratings need, read in chunks: a recompute of 100k matches builds no
+        match or verdict objects and holds no item in memory (`done_with_verdicts` does both).
+        """
+        mt, vt = MatchRow.__table__, VerdictRow.__table__
+        names = select(Tournament.name).where(Tournament.pool == pool)
+        q = (
+            select(mt.c.seats, vt.c.winner_seat)
+            .join(vt, (vt.c.match_id == mt.c.id) & (vt.c.node == -1))
+            .where(mt.c.status == DONE, mt.c.tournament.in_(names.scalar_subquery()))
+            .order_by(mt.c.finished_seq)
+            .execution_options(yield_per=2000)
+        )
+        with self.engine.connect() as conn:
+            for seats, winner in conn.execute(q):
+                yield (json.loads(seats) if isinstance(seats, str) else seats), winner
 
     def tournament(self, name: str) -> Tournament:
         with self.session() as s:
