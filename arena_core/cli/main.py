@@ -544,13 +544,13 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from arena_core.reports.tournament import report_command
+    from arena_core.cli.reports import report_command
 
     return report_command(args)
 
 
 def cmd_pairs(args: argparse.Namespace) -> int:
-    from arena_core.learning.pairs import pairs_export_command
+    from arena_core.cli.pairs import pairs_export_command
 
     return pairs_export_command(args)
 
