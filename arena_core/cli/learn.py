@@ -259,7 +259,7 @@ def model_command(args: argparse.Namespace) -> int:
     if kind not in builders:
         raise UsageError(
             f"no model builder '{kind}'{suggest(kind, builders)} (known: "
-            f"{', '.join(sorted(builders)) or 'none: install arena[hf]'}; builders are "
+            f"{', '.join(sorted(builders)) or 'none: install arena-debate[hf]'}; builders are "
             f"entry points of the group '{MODEL_GROUP}')"
         )
     build = builders[kind]

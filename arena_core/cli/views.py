@@ -149,13 +149,14 @@ class ProgressLines:
         self.every = every
         self.clock = clock
         self.last = clock()
+        self.printed = -1  # matches finished at the last line (the end is reported once)
 
     def __call__(self, s: Any) -> None:
         now = self.clock()
         finished = s.done + s.failed
-        if now - self.last < self.every and finished < s.to_play:
+        if finished == self.printed or (now - self.last < self.every and finished < s.to_play):
             return
-        self.last = now
+        self.last, self.printed = now, finished
         left = s.to_play - finished
         eta = f", about {left / s.rate:.0f}s left" if s.rate and left else ""
         print(

@@ -124,8 +124,9 @@ def heatmap(
     if not n:
         return ""
     cell = 46 if n <= 10 else 30
-    left, top = 150, 130
-    width, height = left + cell * n + 20, top + cell * n + 20
+    longest = max(len(str(lab)) for lab in labels)
+    left, top = min(40 + 7 * longest, 220), min(40 + 5 * longest, 200)  # room for the labels
+    width, height = left + cell * n + 20 + 5 * min(longest, 30), top + cell * n + 20
     top_value = scale_max or max((v or 0.0) for row in cells for v in row) or 1.0
     body = [_text(8, 16, title, extra='font-weight="bold"')]
     for j, lab in enumerate(labels):
