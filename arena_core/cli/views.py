@@ -442,12 +442,14 @@ def add_commands(sub: Any) -> None:
         "completion", help='shell completion: eval "$(arena completion bash)" in ~/.bashrc'
     )
     p.add_argument("shell", choices=["bash", "zsh"])
+    p.set_defaults(subcommands=sub)  # walked by `completion_command` (no import of main)
 
 
 def completion_command(args: argparse.Namespace) -> int:
-    from arena_core.cli.main import build_parser
-
-    sys.stdout.write(completion_script(build_parser(), args.shell))
+    root = argparse.ArgumentParser(prog="arena", add_help=True)
+    root.add_argument("--version", action="version")
+    root._actions.append(args.subcommands)  # the `arena` command's own subcommands
+    sys.stdout.write(completion_script(root, args.shell))
     return 0
 
 
