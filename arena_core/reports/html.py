@@ -350,6 +350,60 @@ def tournament_section(t: dict[str, Any], plots: Plots) -> str:
     return "".join(out)
 
 
+def judges_section(tournaments: Sequence[dict[str, Any]], plots: Plots) -> str:
+    """Judge accuracy of every tournament, labelled with its protocol and judge: the comparison
+    debate research makes (debate vs consultancy vs the judge alone, one judge or several)."""
+    graded = [t for t in tournaments if t["gradable"] and t["graded"]]
+    if not graded:
+        return ""
+    rows = [
+        [
+            esc(t["tournament"]),
+            esc(t["protocol"]),
+            esc(t["judge"]),
+            prop(
+                {
+                    "k": t["correct"],
+                    "n": t["graded"],
+                    "rate": t["accuracy"],
+                    "lower": t["lower"],
+                    "upper": t["upper"],
+                }
+            ),
+            prop(t["first_speaker"]),
+        ]
+        for t in graded
+    ]
+    points = [
+        (
+            f"{t['protocol']} · {t['tournament']}",
+            t["accuracy"],
+            t["lower"],
+            t["upper"],
+            t["graded"] < 30,
+        )
+        for t in graded
+    ]
+    return (
+        "<h2 id=judges>Judge accuracy by protocol</h2>"
+        + table(
+            ["tournament", "protocol", "judge", "accuracy (95% CI)", "first speaker wins"],
+            rows,
+            left=(0, 1, 2),
+        )
+        + plots.add(
+            "judge-accuracy",
+            svg.interval_plot(
+                points,
+                "Judge accuracy, 95% Wilson CI (orange: n < 30; dashed: chance)",
+                "accuracy",
+                x_range=(0.0, 1.0),
+                reference=0.5,
+            ),
+        )
+    )
+
+
 def learner_section(runs: Sequence[dict[str, Any]], plots: Plots) -> str:
     if not runs:
         return "<h2 id=learners>Learner runs</h2><p class=muted>No learner run in this ledger.</p>"
@@ -428,7 +482,8 @@ def render_report(data: dict[str, Any]) -> tuple[str, dict[str, str]]:
             f'<a href="#t-{esc(slug(t["tournament"]))}">{esc(t["tournament"])}</a>'
             for t in data["tournaments"]
         )
-        + '<a href="#learners">learners</a><a href="#lineage">lineage</a></nav>'
+        + '<a href="#judges">judges</a><a href="#learners">learners</a>'
+        '<a href="#lineage">lineage</a></nav>'
     )
     body = [
         "<h1>Arena report</h1>",
@@ -437,6 +492,7 @@ def render_report(data: dict[str, Any]) -> tuple[str, dict[str, str]]:
         "ratings.</p>",
         nav,
     ]
+    body.append(judges_section(data["tournaments"], plots))
     body += [leaderboard_section(p, plots) for p in data["pools"]]
     body += [tournament_section(t, plots) for t in data["tournaments"]]
     body.append(learner_section(data["learner_runs"], plots))

@@ -61,24 +61,35 @@ def _fmt_tick(v: float) -> str:
 
 
 def interval_plot(
-    rows: Sequence[tuple[str, float, float, float, bool]], title: str, unit: str = ""
+    rows: Sequence[tuple[str, float, float, float, bool]],
+    title: str,
+    unit: str = "",
+    *,
+    x_range: tuple[float, float] | None = None,
+    reference: float | None = None,
 ) -> str:
-    """One horizontal line per (label, point, lower, upper, flagged); flagged rows in orange."""
+    """One horizontal line per (label, point, lower, upper, flagged); flagged rows in orange;
+    `reference` draws a dashed line (chance, say)."""
     if not rows:
         return ""
-    left, right, top, row_h = 150, 30, 28, 22
-    width = 640
+    longest = max(len(str(r[0])) for r in rows)
+    left, right, top, row_h = min(30 + 7 * longest, 320), 30, 28, 22
+    width = 490 + left
     height = top + row_h * len(rows) + 34
-    lo = min(r[2] for r in rows)
-    hi = max(r[3] for r in rows)
-    pad = (hi - lo) * 0.05 or 10.0
+    if x_range is not None:
+        lo, hi = x_range
+        pad = 0.0
+    else:
+        lo = min(r[2] for r in rows)
+        hi = max(r[3] for r in rows)
+        pad = (hi - lo) * 0.05 or 10.0
     ticks = nice_ticks(lo - pad, hi + pad)
     x0, x1 = min(ticks[0], lo - pad), max(ticks[-1], hi + pad)
 
     def sx(v: float) -> float:
         return left + (v - x0) / (x1 - x0) * (width - left - right)
 
-    body = [_text(left, 16, title, extra='font-weight="bold"')]
+    body = [_text(8, 16, title, extra='font-weight="bold"')]
     base = top + row_h * len(rows)
     for t in ticks:
         body.append(
@@ -86,6 +97,11 @@ def interval_plot(
         )
         body.append(_text(sx(t), base + 16, _fmt_tick(t), "middle"))
     body.append(_text((left + width - right) / 2, base + 30, unit, "middle", 'fill="#555"'))
+    if reference is not None:
+        body.append(
+            f'<line x1="{sx(reference):.1f}" y1="{top - 6}" x2="{sx(reference):.1f}" '
+            f'y2="{base}" stroke="#999" stroke-dasharray="4 4"/>'
+        )
     for i, (label, point, lower, upper, flagged) in enumerate(rows):
         y = top + row_h * i + row_h / 2
         color = "#e6550d" if flagged else "#1f77b4"
@@ -107,6 +123,13 @@ def _heat_color(v: float) -> str:
     else:
         t = (v - 0.5) / 0.5
         r, g, b = int(255 - t * (255 - 178)), int(255 - t * (255 - 24)), int(255 - t * (255 - 43))
+    return f"rgb({r},{g},{b})"
+
+
+def _count_color(v: float) -> str:
+    """White (0) to dark blue (the largest count): counts have no middle."""
+    t = min(max(v, 0.0), 1.0)
+    r, g, b = int(247 - t * (247 - 8)), int(251 - t * (251 - 69)), int(255 - t * (255 - 148))
     return f"rgb({r},{g},{b})"
 
 
@@ -138,13 +161,15 @@ def heatmap(
         for j in range(n):
             v = cells[i][j]
             x = left + cell * j
-            fill = "#f3f3f3" if v is None else _heat_color(v / top_value)
+            color = _count_color if scale_max is None else _heat_color
+            fill = "#f3f3f3" if v is None else color(v / top_value)
             body.append(
                 f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{fill}" '
                 f'stroke="#fff"/>'
             )
             if v is not None:
-                dark = abs(v / top_value - 0.5) > 0.35
+                share = v / top_value
+                dark = share > 0.6 if scale_max is None else abs(share - 0.5) > 0.35
                 body.append(
                     _text(
                         x + cell / 2,

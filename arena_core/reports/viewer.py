@@ -20,11 +20,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
-from sqlmodel import select
+from sqlmodel import func, select
 
 from arena_core.errors import UsageError
 from arena_core.ledger import Ledger, MatchRow
-from arena_core.ledger.tables import Rating, VerdictRow
+from arena_core.ledger.tables import LearnerRun, Player, Rating, VerdictRow
 from arena_core.reports.html import CSP, page, pct, table
 from arena_core.reports.svg import esc
 from arena_core.reports.transcript import match_html
@@ -203,12 +203,27 @@ def match_page(ledger: Ledger, match_id: str) -> str:
     return page(f"Match {m.id[:12]}", body, nav=nav())
 
 
+_REPORTS: dict[tuple[Any, ...], str] = {}
+
+
 def report_page(ledger: Ledger) -> str:
+    """The full report, recomputed only when the ledger has changed (a match finished, a
+    tournament or learner run added): the bootstrap over a large pool takes seconds."""
     from arena_core.reports.html import render_report
     from arena_core.reports.overview import build_overview
 
-    html, _ = render_report(build_overview(ledger))
-    return html.replace("<body>", "<body>" + nav(), 1)
+    with ledger.session() as s:
+        runs = s.exec(select(func.count()).select_from(LearnerRun)).one()
+        running = s.exec(
+            select(func.count()).select_from(LearnerRun).where(LearnerRun.status == "running")
+        ).one()
+        players = s.exec(select(func.count()).select_from(Player)).one()
+    key = (ledger.url, ledger.max_seq(), len(ledger.tournaments()), runs, players)
+    if key not in _REPORTS or running:  # a running learner's curves grow without a new row
+        html, _ = render_report(build_overview(ledger))
+        _REPORTS.clear()
+        _REPORTS[key] = html.replace("<body>", "<body>" + nav(), 1)
+    return _REPORTS[key]
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -146,3 +146,33 @@ def test_html_of_one_tournament(url, tmp_path: Path) -> None:
     html = (out / "index.html").read_text()
     assert "Tournament tree" in html and "Tournament hostile" not in html
     assert "No ratings" in html  # self-play rates no one: said, not an empty table
+
+
+def test_learner_curves_and_lineage(tmp_path) -> None:
+    from arena_core.ledger.tables import LearnerRun, Player
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'learn.db'}")
+    try:
+        steps = [{"step": k, "loss": 0.7 - 0.05 * k, "rewards/accuracies": 0.1 * k} for k in (1, 2)]
+        with ledger.session() as s:
+            s.add(LearnerRun(learner="dpo", metrics={"steps": steps}, pairs=12, status="done"))
+            s.add(Player(name="base", agent="transformers"))
+            s.add(Player(name="base-dpo-1", agent="transformers", parent="base", learner_run=1))
+            s.add(Player(name="base-dpo-2", agent="transformers", parent="base-dpo-1"))
+            s.add(Player(name="orphan", agent="transformers", parent="gone"))
+            s.commit()
+        data = build_overview(ledger)
+    finally:
+        ledger.close()
+    (run,) = data["learner_runs"]
+    assert run["player"] == "base-dpo-1" and run["pairs"] == 12
+    assert run["curves"]["loss"] == [[s["step"], s["loss"]] for s in steps]
+    assert run["curves"]["rewards/accuracies"] == [
+        [s["step"], s["rewards/accuracies"]] for s in steps
+    ]
+    html, plots = render_report(data)
+    assert {"learner-loss", "learner-reward-accuracy"} <= set(plots)
+    # base > base-dpo-1 > base-dpo-2 nested; a parent not in the ledger is said, not lost
+    tree = html[html.index("id=lineage") :]
+    assert tree.index("base-dpo-1") < tree.index("base-dpo-2") < tree.index("</ul></li></ul></li>")
+    assert "parent gone not in the ledger" in tree
