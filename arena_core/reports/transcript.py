@@ -148,7 +148,7 @@ def tree_html(turns: Sequence[Any], leaves: dict[int, Any]) -> str:
             below += verdict_html(leaf, f"leaf verdict (node #{t.idx})")
         return (
             f'<details open class="node"><summary>#{t.idx} {esc(t.seat)} round {t.round + 1} '
-            f"{pct(value) if isinstance(value, int | float) else ''}</summary>"
+            f"{'value ' + pct(value) if isinstance(value, int | float) else ''}</summary>"
             f"{turn_html(t, extra=info)}{below}</details>"
         )
 
