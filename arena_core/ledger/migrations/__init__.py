@@ -42,7 +42,7 @@ def upgrade(url: str | None = None, revision: str = "head") -> tuple[str | None,
         from arena_core.errors import UsageError
 
         raise UsageError(
-            "upgrading a ledger needs alembic: pip install 'arena[postgres]'"
+            "upgrading a ledger needs alembic: pip install 'arena-debate[postgres]'"
         ) from None
     from arena_core.ledger import raw_engine, resolve_url, schema_version
 
