@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -38,12 +39,14 @@ from arena_core.ledger import (
     RUNNING,
     Ledger,
     MatchRow,
+    Player,
     Rating,
     TurnRow,
     VerdictRow,
     advisory_key,
     now,
 )
+from arena_core.ledger import Tournament as TournamentRow
 from arena_core.match import CallPolicy, Match
 from arena_core.ratings import PlayerRating, RatingBook, outcome
 from arena_core.registry import Registry
@@ -478,9 +481,35 @@ class Tournament:
                 entry=entry,
             ) from exc
 
+    def check(self, ledger: Ledger) -> None:
+        """Refuse (UsageError) what `schedule` would refuse, reading only: run before writing.
+
+        `ensure_tournament` commits before `ensure_players` can object, so without this a
+        refused run left a tournament row behind that then blocked the corrected config.
+        """
+        cfg, raw = self.config, self.config.raw
+        with ledger.session() as s:
+            row = s.get(TournamentRow, cfg.name)
+            if row is not None and row.config_hash != cfg.identity_hash():
+                raise UsageError(
+                    f"tournament '{cfg.name}' is already in the ledger with a different config "
+                    f"(players, protocol, judge, dataset or seed changed); give the tournament a "
+                    f"new [tournament] name, or use another --ledger"
+                )
+            for p in raw.players:
+                known = s.get(Player, p.name)
+                options = cfg.player_options[p.name].model_dump(mode="json")
+                if known is not None and (known.agent != p.agent or known.options != options):
+                    raise UsageError(
+                        f"player '{p.name}' is already in the ledger as agent '{known.agent}' "
+                        f"with options {json.dumps(known.options)}; a player's name must mean "
+                        f"one configuration: rename the new one"
+                    )
+
     def schedule(self, ledger: Ledger) -> int:
         """Write the tournament, its players and its pending matches; return the match count."""
         cfg, raw = self.config, self.config.raw
+        self.check(ledger)  # nothing is written unless every check passes
         ledger.ensure_tournament(
             cfg.name,
             raw.tournament.protocol,
