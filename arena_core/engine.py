@@ -21,7 +21,7 @@ import os
 import socket
 import time
 import traceback
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +70,22 @@ class RunSummary:
     @property
     def rate(self) -> float:
         return (self.done + self.failed) / self.wall if self.wall else 0.0
+
+
+@dataclass
+class Plan:
+    """What a run would do (`arena run --dry-run`): nothing in it is played or written."""
+
+    tournament: str
+    protocol: str
+    items: int
+    scheduled: int  # matches in the tournament, as this config lists them
+    per_pair: dict[tuple[str, str], int]  # (protocol, "a vs b") -> matches
+    stored: dict[str, int]  # status -> matches of this tournament already in the ledger
+    to_play: int  # what this run would play
+    agents: list[tuple[str, str, dict[str, Any]]]  # (player, agent plugin, options)
+    judge: tuple[str, dict[str, Any]]
+    refused: str | None = None  # why the run would be refused, if it would
 
 
 @dataclass
@@ -429,7 +445,11 @@ class Tournament:
     config or dataset leaves the ledger untouched.
     """
 
-    def __init__(self, config: TournamentConfig, registry: Registry, source: str = "") -> None:
+    def __init__(
+        self, config: TournamentConfig, registry: Registry, source: str = "", *, build: bool = True
+    ) -> None:
+        """`build=False` lists the matches without building agents and judge (a dry run's plan,
+        which must not load a model or open an API client)."""
         self.config = config
         self.registry = registry
         self.source = source
@@ -458,15 +478,24 @@ class Tournament:
             repetitions=raw.tournament.repetitions,
             seed=raw.tournament.seed,
         )
-        self.agents: dict[str, Agent] = {
-            p.name: self._build(
-                "agent", p.agent, config.player_options[p.name], "players", f"player '{p.name}'"
+        self.agents: dict[str, Agent] = {}
+        self._judge: Judge | None = None
+        if build:
+            self.agents = {
+                p.name: self._build(
+                    "agent", p.agent, config.player_options[p.name], "players", f"player '{p.name}'"
+                )
+                for p in raw.players
+            }
+            self._judge = self._build(
+                "judge", raw.judge.plugin, config.judge_options, "judge", None
             )
-            for p in raw.players
-        }
-        self.judge: Judge = self._build(
-            "judge", raw.judge.plugin, config.judge_options, "judge", None
-        )
+
+    @property
+    def judge(self) -> Judge:
+        if self._judge is None:
+            raise RuntimeError("this tournament was made with build=False: it can only plan")
+        return self._judge
 
     def _build(self, kind: str, name: str, options: Any, table: str, entry: str | None) -> Any:
         try:
@@ -525,6 +554,51 @@ class Tournament:
         ledger.add_matches(self.rows)
         return len(self.rows)
 
+    def plan(
+        self,
+        ledger: Ledger | None,
+        *,
+        retry_failed: bool = False,
+        limit: int | None = None,
+        only: set[str] | None = None,
+    ) -> Plan:
+        """What `run` would do, reading the ledger (if there is one) and writing nothing."""
+        cfg, raw = self.config, self.config.raw
+        per: dict[tuple[str, str], int] = {}
+        for r in self.rows:
+            key = (r["protocol"], " vs ".join(sorted(r["seats"].values())) or "(no seats)")
+            per[key] = per.get(key, 0) + 1
+        status: dict[str, str] = {}  # match id -> status, of the matches already stored
+        refused = None
+        if ledger is not None:
+            try:
+                self.check(ledger)
+            except UsageError as exc:
+                refused = str(exc)
+            else:
+                mt = MatchRow.__table__
+                q = select(mt.c.id, mt.c.status).where(mt.c.tournament == cfg.name)
+                with ledger.engine.connect() as conn:
+                    status = {i: st for i, st in conn.execute(q)}
+        wanted = {PENDING, FAILED} if retry_failed else {PENDING}
+        ids = {r["id"] for r in self.rows} | set(status)
+        n = sum(1 for i in ids if status.get(i, PENDING) in wanted and (only is None or i in only))
+        return Plan(
+            tournament=cfg.name,
+            protocol=raw.tournament.protocol,
+            items=len(self.items),
+            scheduled=len(self.rows),
+            per_pair=per,
+            stored=dict(Counter(status.values())),
+            to_play=min(n, limit) if limit is not None else n,
+            agents=[
+                (p.name, p.agent, cfg.player_options[p.name].model_dump(mode="json"))
+                for p in raw.players
+            ],
+            judge=(raw.judge.plugin, cfg.judge_options.model_dump(mode="json")),
+            refused=refused,
+        )
+
     async def run(
         self,
         ledger: Ledger,
@@ -542,6 +616,8 @@ class Tournament:
         stale_after: float = 60.0,
         poll: float = 0.5,
         forever: bool = False,
+        limit: int | None = None,
+        only: set[str] | None = None,
     ) -> RunSummary:
         """Play every pending (and with `retry_failed`, failed) match of the tournament.
 
@@ -549,9 +625,16 @@ class Tournament:
         any number of processes can run this at once; `schedule=False` skips writing the
         schedule (a worker joining a tournament someone else scheduled). A claim whose
         heartbeat (every `heartbeat_every` s) is older than `stale_after` s is taken back.
+        `limit` plays at most that many matches and `only` only the matches with these ids (a
+        smoke test); the rest stay pending. Both need the single-process path (no claims).
         """
         cfg, raw = self.config, self.config.raw
         claim = ledger.shared if claim is None else claim
+        if claim and (limit is not None or only is not None):
+            raise UsageError(
+                "--limit and --items play from one process: not with --workers or a shared "
+                "(Postgres) ledger"
+            )
         summary = RunSummary(tournament=cfg.name)
         summary.scheduled = self.schedule(ledger) if schedule else len(self.rows)
         me = worker or default_worker()
@@ -573,6 +656,9 @@ class Tournament:
             )
         else:
             todo = ledger.pending(cfg.name, retry_failed=retry_failed)
+            if only is not None:
+                todo = [r for r in todo if r.id in only]
+            todo = todo[:limit] if limit is not None else todo
             summary.to_play = len(todo)
             for row in todo:
                 queue.put_nowait(row)
