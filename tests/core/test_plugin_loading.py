@@ -1,4 +1,4 @@
-"""A broken third-party plugin is a warning for commands that do not use it, an error where named."""
+"""A broken third-party plugin: a warning for commands that do not use it, an error where named."""
 
 from __future__ import annotations
 
