@@ -47,7 +47,7 @@ from arena_core.ledger import (
     now,
 )
 from arena_core.ledger import Tournament as TournamentRow
-from arena_core.match import CallPolicy, Match
+from arena_core.match import CallPolicy, Match, StopRun
 from arena_core.ratings import PlayerRating, RatingBook, outcome
 from arena_core.registry import Registry
 from arena_core.schedule import build_matches, sample_items
@@ -758,7 +758,7 @@ class Tournament:
         beating = asyncio.create_task(beat()) if claim else None
         try:
             await asyncio.gather(*tasks)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, StopRun):  # StopRun: a plugin says going on is no use
             summary.interrupted = True
             for t in tasks:
                 t.cancel()
@@ -815,7 +815,7 @@ class Tournament:
         try:
             await self.protocol.play(match)
             verdict = match.verdict()
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, StopRun):
             raise
         except Exception as exc:
             return Result(

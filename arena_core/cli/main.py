@@ -241,6 +241,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     console = Console(stderr=True)
+    from contextlib import ExitStack
+
+    from arena_core.live import showing
+    from arena_core.match import StopRun
+
+    live = ExitStack()  # the bar, registered so that a human's prompt pauses it
     if show_bar:
         from rich.progress import (
             BarColumn,
@@ -269,6 +275,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
 
         bar.start()
+        live.enter_context(showing(bar))
     else:
         progress = None  # type: ignore[assignment]
     try:
@@ -297,7 +304,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"resume"
         )
         raise
+    except StopRun as exc:  # e.g. a human player's input closed: no use playing on
+        counts = ledger.counts(cfg.name)
+        raise UsageError(
+            f"run stopped: {exc}; {counts.get('done', 0)} done, {counts.get('failed', 0)} "
+            f"failed, {counts.get('pending', 0)} pending; run the same command to resume"
+        ) from exc
     finally:
+        live.close()
         if show_bar:
             bar.stop()
 
