@@ -400,7 +400,9 @@ class Claimer:
                     # waiting for exactly these matches to stop being `running`.
                     await self.idle()
                 ledger, t = self.ledger, self.tournament
-                if await asyncio.to_thread(ledger.take_back, t, self.stale_after):
+                # Never its own claims: a worker starved of CPU past `stale_after` would
+                # otherwise take back its own matches in flight and drop their results.
+                if await asyncio.to_thread(ledger.take_back, t, self.stale_after, keep=self.worker):
                     continue
                 busy = await asyncio.to_thread(ledger.running_elsewhere, t, self.worker)
                 if not busy and not self.forever:
@@ -747,7 +749,10 @@ class Tournament:
                 await asyncio.sleep(heartbeat_every)
                 try:
                     await asyncio.to_thread(ledger.heartbeat, me)
-                    await asyncio.to_thread(ledger.take_back, cfg.name, stale_after)
+                    # Taking back is for claiming: once the claimer is finished nobody here
+                    # would play what it freed, so it is left to a worker still claiming.
+                    if claimer is not None and not claimer.finished:
+                        await asyncio.to_thread(ledger.take_back, cfg.name, stale_after, keep=me)
                 except Exception as exc:  # a blip of the database must not end the run
                     log.warning("heartbeat failed: %s", exc)
 
