@@ -174,9 +174,7 @@ def test_the_progress_bar_is_paused_while_a_human_types(who: str) -> None:
     assert "read" in events and "print" in events
 
 
-def test_closed_stdin_stops_the_run_at_once(
-    write_config, ledger_url, monkeypatch, capsys
-) -> None:
+def test_closed_stdin_stops_the_run_at_once(write_config, ledger_url, monkeypatch, capsys) -> None:
     from arena_core.cli.main import main
     from arena_core.ledger import Ledger
 
