@@ -706,7 +706,9 @@ class Tournament:
 
         async def flush_now() -> None:
             nonlocal flushing
-            if flushing is not None and not flushing.done():
+            # While this waits, another task may start the next flush: wait until none is
+            # running (reading `.exception()` of a running one raised InvalidStateError).
+            while flushing is not None and not flushing.done():
                 await asyncio.wait([flushing])
             if flushing is not None and flushing.exception() is not None:
                 raise flushing.exception()  # type: ignore[misc]
