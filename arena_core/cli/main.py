@@ -96,7 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
         "-q", "--quiet", action="store_true", help="no progress; print only the final result line"
     )
     p.add_argument("--format", choices=["table", "json"], default="table", help="the final result")
-    cluster_args.add_run_arguments(p)  # --workers N, --executor slurm and the SLURM flags
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="play at most N matches this run (a smoke test; the rest stay pending)",
+    )
+    p.add_argument(
+        "--items",
+        type=int,
+        metavar="N",
+        help="use only the first N items of the dataset (as [dataset] limit = N would)",
+    )
+    # --workers N, --executor slurm and the SLURM flags; with the local executor, --dry-run plans
+    cluster_args.add_run_arguments(p)
 
     p = sub.add_parser("leaderboard", help="ratings of a pool (TrueSkill and Bradley-Terry)")
     _ledger_arg(p)
@@ -218,12 +231,19 @@ def _out(text: str, dest: str | None) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from arena_core.errors import UsageError
+
+    for flag in ("limit", "items"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise UsageError(f"--{flag} must be at least 1")
     if args.executor == "slurm":
+        if args.limit is not None or args.items is not None:
+            raise UsageError("--limit and --items apply to local runs, not --executor slurm")
         return cluster_args.slurm_command(args)
     if args.workers is not None and args.workers < 1:
-        from arena_core.errors import UsageError
-
         raise UsageError("--workers must be at least 1")
+    if args.workers and (args.limit is not None or args.items is not None):
+        raise UsageError("--limit and --items play from one process: not with --workers")
 
     from arena_core.config import load_config
     from arena_core.engine import Tournament
@@ -234,11 +254,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, registry)
     if args.concurrency is not None:
         if args.concurrency < 1:
-            from arena_core.errors import UsageError
-
             raise UsageError("--concurrency must be at least 1")
         cfg.raw.tournament.concurrency = args.concurrency
-    tournament = Tournament(cfg, registry, source=Path(args.config).read_text(encoding="utf-8"))
+    if args.items is not None:  # `limit` is not part of the identity: same tournament, fewer items
+        cfg.raw.dataset.limit = min(cfg.raw.dataset.limit or args.items, args.items)
+    source = Path(args.config).read_text(encoding="utf-8")
+    # A dry run builds no agent or judge: listing them must not load a model or open a client.
+    tournament = Tournament(cfg, registry, source=source, build=not args.dry_run)
+    only = {r["id"] for r in tournament.rows} if args.items is not None else None
+    if args.dry_run:
+        return _print_plan(tournament, args, only)
     ledger = Ledger(args.ledger)
     hook = get_plugin_manager().hook
     show_bar = not (args.no_progress or args.quiet) and sys.stderr.isatty()
@@ -246,6 +271,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     console = Console(stderr=True)
+    from contextlib import ExitStack
+
+    from arena_core.live import showing
+    from arena_core.match import StopRun
+
+    live = ExitStack()  # the bar, registered so that a human's prompt pauses it
     if show_bar:
         from rich.progress import (
             BarColumn,
@@ -274,6 +305,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
 
         bar.start()
+        live.enter_context(showing(bar))
     else:
         quiet = args.quiet or args.no_progress or args.format == "json"
         progress = None if quiet else views.ProgressLines(cfg.name)  # type: ignore[assignment]
@@ -286,7 +318,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         else:
             summary = asyncio.run(
-                tournament.run(ledger, retry_failed=args.retry_failed, progress=progress, hook=hook)
+                tournament.run(
+                    ledger,
+                    retry_failed=args.retry_failed,
+                    progress=progress,
+                    hook=hook,
+                    limit=args.limit,
+                    only=only,
+                )
             )
     except KeyboardInterrupt:
         counts = ledger.counts(cfg.name)
@@ -296,7 +335,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"resume"
         )
         raise
+    except StopRun as exc:  # e.g. a human player's input closed: no use playing on
+        counts = ledger.counts(cfg.name)
+        raise UsageError(
+            f"run stopped: {exc}; {counts.get('done', 0)} done, {counts.get('failed', 0)} "
+            f"failed, {counts.get('pending', 0)} pending; run the same command to resume"
+        ) from exc
     finally:
+        live.close()
         if show_bar:
             bar.stop()
 
@@ -346,6 +392,52 @@ def cmd_run(args: argparse.Namespace) -> int:
         if counts.get("failed"):
             print("  retry them with: arena run " + args.config + " --retry-failed")
     return 1 if counts.get("failed") and summary.failed else 0
+
+
+def _plain(text: str) -> str:
+    """Config text shown as is, but never as terminal control codes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _print_plan(tournament: Any, args: argparse.Namespace, only: set[str] | None) -> int:
+    """`arena run --dry-run`: what would be scheduled, what is done, what would be built.
+
+    Reads the ledger only when it exists (a missing SQLite file is not created) and never
+    plays: exit 0 when the run could go ahead, 2 when it would be refused.
+    """
+    from arena_core.ledger import Ledger, resolve_url, sqlite_path
+
+    url = resolve_url(args.ledger)
+    path = sqlite_path(url)
+    ledger = None if path is not None and not Path(path).exists() else Ledger(url, create=False)
+    plan = tournament.plan(ledger, retry_failed=args.retry_failed, limit=args.limit, only=only)
+    print(
+        f"dry run of '{_plain(plan.tournament)}' ({_plain(plan.protocol)}): {plan.items} item(s), "
+        f"{plan.scheduled} match(es) scheduled; nothing is played or written"
+    )
+    width = max(len(_plain(pair)) for _, pair in plan.per_pair)
+    for (protocol, pair), n in sorted(plan.per_pair.items()):
+        print(f"  {_plain(protocol)}  {_plain(pair):{width}s}  {n:6d}")
+    if ledger is None:
+        print(f"ledger {url}: does not exist yet; every match would be new")
+    elif plan.refused:
+        print(f"ledger {url}: the run would be refused")
+    else:
+        stored = ", ".join(f"{n} {st}" for st, n in sorted(plan.stored.items())) or "nothing"
+        print(f"ledger {url}: this tournament has {stored}")
+    if not plan.refused:
+        cut = f" (--limit {args.limit})" if args.limit is not None else ""
+        print(f"this run would play {plan.to_play} match(es){cut}")
+    print("agents that would be built:")
+    for name, agent, options in plan.agents:
+        print(f"  {_plain(name)}: {_plain(agent)} {_plain(json.dumps(options, sort_keys=True))}")
+    judge, options = plan.judge
+    print(f"judge: {_plain(judge)} {_plain(json.dumps(options, sort_keys=True))}")
+    if plan.refused:
+        from arena_core.errors import UsageError
+
+        raise UsageError(plan.refused)
+    return 0
 
 
 def _print_table(rows: Sequence[Any], title: str) -> None:

@@ -602,18 +602,23 @@ class Ledger:
             [mt.c.worker == worker, mt.c.status == RUNNING], {"heartbeat_at": self.db_now()}
         )
 
-    def take_back(self, tournament: str | None, stale_after: float) -> int:
+    def take_back(
+        self, tournament: str | None, stale_after: float, *, keep: str | None = None
+    ) -> int:
         """Return to pending every running match whose heartbeat is older than `stale_after` s.
 
         Its worker died or hung; if it comes back, its finish write finds the match no longer
         claimed by it and is discarded (`Writer` in claim mode), so nothing is written twice.
         Attempts are not counted up: the replay has the same seed as an uninterrupted run.
+        `keep` (the caller) never loses its own claims: it is alive, if slow on a loaded host.
         """
         mt = MatchRow.__table__
         cutoff = self.db_now() - timedelta(seconds=stale_after)
         conds = [mt.c.status == RUNNING, mt.c.heartbeat_at < cutoff]
         if tournament is not None:
             conds.append(mt.c.tournament == tournament)
+        if keep is not None:
+            conds.append(mt.c.worker != keep)
         return self._update_unlocked(conds, _UNCLAIMED)
 
     def release(self, worker: str) -> int:
