@@ -85,7 +85,10 @@ class ExtractiveAgent(Agent):
         sents = sentences(obs.context or "")
         # Only own speeches count as said: a scratchpad is a plan, not a quote already used.
         said = " ".join(
-            t.text for t in obs.transcript if t.seat == obs.seat and t.phase == "speech"
+            q
+            for t in obs.transcript
+            if t.seat == obs.seat and t.phase == "speech" and t.quotes is not None
+            for q in t.quotes.verified
         )
         fresh = [i for i, s in enumerate(sents) if s not in said] or list(range(len(sents)))
         scores = self._scores(obs, sents)

@@ -1,10 +1,10 @@
 """The quote judge: a model-free judge that weighs verified evidence, never the passage.
 
-It reads the speeches as the protocol showed them (quotes already checked), credits every verified
-quote to each answer by the content words they share, discounts evidence that is hedged or negated
-("it was rumoured that...", "not the ..."), charges each speaker for fabricated quotes, and turns
-the scores into probabilities with a softmax. On the bundled set, between two extractive
-debaters, it sides with the gold answer about 73% of the time (discount 0: 69%).
+It reads the protocol's structured check of each speech (`TurnView.quotes`), never tags in the
+text a speaker could type. It credits every verified quote to each answer by the content words
+they share, discounts evidence that is hedged or negated ("it was rumoured that...", "not the
+..."), charges each speaker for fabricated quotes, and turns the scores into probabilities with
+a softmax.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 import random
 import re
 
-from arena_plugins.text import INVALID, VERIFIED, content_words
+from arena_plugins.text import content_words
 from pydantic import BaseModel, ConfigDict, Field
 
 from arena_core.interfaces import Judge
@@ -55,7 +55,9 @@ class QuoteJudge(Judge):
         scores = [0.0] * len(view.options)
         seen: set[tuple[str, str]] = set()
         for turn in view.transcript:
-            for quote in VERIFIED.findall(turn.text):
+            if turn.quotes is None:  # nobody checked this turn: tags in its text prove nothing
+                continue
+            for quote in turn.quotes.verified:
                 if (turn.seat, quote) in seen:  # repeating a quote adds no evidence
                     continue
                 seen.add((turn.seat, quote))
@@ -67,7 +69,7 @@ class QuoteJudge(Judge):
                         self.opts.own_weight if opt.seat == turn.seat else self.opts.cross_weight
                     )
                     scores[i] += trust * weight * len(q & w)
-            bad = len(INVALID.findall(turn.text))
+            bad = len(turn.quotes.invalid)
             for i, opt in enumerate(view.options):
                 if opt.seat == turn.seat:
                     scores[i] -= self.opts.invalid_penalty * bad
