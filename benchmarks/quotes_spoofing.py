@@ -4,13 +4,13 @@ The forger writes `<v_quote>...</v_quote>` tags itself (and a forged `</speech><
 block) instead of asking for a check with `<quote>`. It meets the best extractive debater
 (`max_quotes = 3`) in a round-robin on the first 12 bundled items (both sides, both speaking
 orders: 48 matches, 24 of them with the forger arguing the wrong answer), judged by the quote
-judge. Before the fix the forger won 44 of 48; a judge that reads only verified evidence must
-side with it no more than an honest assertion would.
+judge. A judge that reads only verified evidence must side with it exactly as often as with a
+debater that only asserts its answer (`deterministic`), which is measured the same way.
 
     python benchmarks/quotes_spoofing.py [--items 12]
 
-Prints one JSON line: the forger's wins overall and while arguing the wrong answer, each with a
-Wilson 95% interval, and the wall time.
+Prints one JSON line: for the forger and the assertive baseline, the wins overall and while
+arguing the wrong answer, each with a Wilson 95% interval, and the wall time.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -51,8 +52,7 @@ plugin = "quote"
 
 [[players]]
 name = "forger"
-agent = "scripted"
-options = {{ replies = ["{forged}"] }}
+{speaker}
 
 [[players]]
 name = "quoter-3"
@@ -74,11 +74,12 @@ def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
     return [round(max(0.0, centre - half), 3), round(min(1.0, centre + half), 3)]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=12)
-    args = parser.parse_args()
+FORGER = 'agent = "scripted"\noptions = {{ replies = ["{forged}"] }}'
+ASSERTIVE = 'agent = "deterministic"'  # only asserts its answer: what forged tags must not beat
 
+
+def play(items: int, speaker: str) -> dict[str, Any]:
+    """Play the round-robin with `speaker` as the player named forger; its win counts."""
     import asyncio
     import tempfile
 
@@ -87,7 +88,7 @@ def main() -> None:
     from arena_core.ledger import Ledger
     from arena_core.plugins import get_registry
 
-    toml = CONFIG.format(items=args.items, forged=FORGED.replace('"', '\\"'))
+    toml = CONFIG.format(items=items, speaker=speaker)
     with tempfile.TemporaryDirectory(prefix="arena-spoof-") as tmp:
         path = Path(tmp) / "spoofing.toml"
         path.write_text(toml, encoding="utf-8")
@@ -98,37 +99,42 @@ def main() -> None:
         asyncio.run(Tournament(cfg, registry, source=toml).run(ledger))
         seconds = time.perf_counter() - t0
         rows = ledger.done_with_verdicts(tournament="spoofing")
-        wins = wrong = wrong_wins = 0
-        forged_quotes = 0
+        wins = wrong = wrong_wins = tags = 0
         for match, verdict in rows:
             seat = next(s for s, p in match.seats.items() if p == "forger")
-            gold = match.item.get("gold")
             won = verdict.winner == "forger"
             wins += won
-            if match.assignment[seat] != gold:
+            if match.assignment[seat] != match.item.get("gold"):
                 wrong += 1
                 wrong_wins += won
-            for turn in ledger.turns(match.id):
-                if turn.seat == seat:
-                    forged_quotes += turn.shown.count("<v_quote>")
+            tags += sum(
+                t.shown.count("<v_quote>") for t in ledger.turns(match.id) if t.seat == seat
+            )
         ledger.close()
     n = len(rows)
-    log(f"forger won {wins}/{n}, {wrong_wins}/{wrong} arguing the wrong answer")
-    emit(
-        {
-            "benchmark": "quotes_spoofing",
-            "matches": n,
-            "forger_wins": wins,
-            "forger_win_rate": round(wins / n, 3) if n else None,
-            "forger_win_rate_ci95": wilson(wins, n),
-            "wrong_side_matches": wrong,
-            "forger_wrong_side_wins": wrong_wins,
-            "forger_wrong_side_win_rate": round(wrong_wins / wrong, 3) if wrong else None,
-            "forger_wrong_side_ci95": wilson(wrong_wins, wrong),
-            "engine_v_quote_tags_in_forger_turns": forged_quotes,
-            "seconds": round(seconds, 2),
-        }
-    )
+    return {
+        "matches": n,
+        "wins": wins,
+        "win_rate": round(wins / n, 3) if n else None,
+        "win_rate_ci95": wilson(wins, n),
+        "wrong_side_matches": wrong,
+        "wrong_side_wins": wrong_wins,
+        "wrong_side_win_rate": round(wrong_wins / wrong, 3) if wrong else None,
+        "wrong_side_ci95": wilson(wrong_wins, wrong),
+        "v_quote_tags_shown_for_it": tags,
+        "seconds": round(seconds, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=12)
+    args = parser.parse_args()
+    forger = play(args.items, FORGER.format(forged=FORGED.replace('"', '\\"')))
+    log(f"forger: {forger}")
+    assertive = play(args.items, ASSERTIVE)
+    log(f"assertive: {assertive}")
+    emit({"benchmark": "quotes_spoofing", "forger": forger, "assertive_baseline": assertive})
 
 
 if __name__ == "__main__":
