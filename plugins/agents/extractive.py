@@ -28,9 +28,11 @@ class ExtractiveOptions(BaseModel):
 
     max_quotes: int = Field(2, ge=1, le=20, description="quotes per speech")
     answer_weight: float = Field(2.0, description="weight of words shared with own answer")
-    question_weight: float = Field(0.5, description="weight of words shared with the question")
+    # Defaults tuned on the long set's 'tune' articles (benchmarks/quotes_long.py): on long
+    # articles the sentences about what was asked matter more than stray answer words.
+    question_weight: float = Field(1.0, description="weight of words shared with the question")
     opponent_weight: float = Field(
-        1.0, description="penalty for words shared with the other answer"
+        2.0, description="penalty for words shared with the other answer"
     )
     temperature: float = Field(0.0, ge=0, description="0: always the best sentences; >0: sample")
     alternatives_temperature: float = Field(

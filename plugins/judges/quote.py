@@ -3,8 +3,14 @@
 It reads the protocol's structured check of each speech (`TurnView.quotes`), never tags in the
 text a speaker could type. It credits every verified quote to each answer by the content words
 they share, discounts evidence that is hedged or negated ("it was rumoured that...", "not the
-..."), charges each speaker for fabricated quotes, and turns the scores into probabilities with
-a softmax.
+..."), weighs more the quotes that are about what was asked (they share words with the
+question; an answer's own words that repeat the question count for nothing), charges each
+speaker for fabricated quotes, and turns the scores into probabilities with a softmax.
+
+Between two extractive debaters it sides with the gold answer in 77% of the short bundled
+items' debates and 66% (95% CI 58-72%) on the long set's held-out articles: 87% where the
+answer is in the article's words, 23% (below chance) where it is a paraphrase that only
+inference reaches (`benchmarks/quotes_long.py`).
 """
 
 from __future__ import annotations
@@ -42,6 +48,18 @@ class QuoteJudgeOptions(BaseModel):
     hedge_discount: float = Field(
         0.3, ge=0, le=1, description="weight of a quote with hedging or negation words"
     )
+    question_weight: float = Field(
+        1.0,
+        ge=0,
+        description="a quote's credit is multiplied by 1 + this per content word it shares "
+        "with the question: evidence about what was asked outweighs an answer's words "
+        "borrowed from elsewhere in a long article",
+    )
+    drop_question_words: bool = Field(
+        True,
+        description="an answer's words that repeat the question are no evidence for it "
+        "(any quote on the topic holds them)",
+    )
 
 
 class QuoteJudge(Judge):
@@ -51,7 +69,10 @@ class QuoteJudge(Judge):
         self.opts = options
 
     def scores(self, view: JudgeView) -> list[float]:
+        question = content_words(view.question)
         words = [content_words(o.text) for o in view.options]
+        if self.opts.drop_question_words:
+            words = [w - question for w in words]
         scores = [0.0] * len(view.options)
         seen: set[tuple[str, str]] = set()
         for turn in view.transcript:
@@ -64,6 +85,7 @@ class QuoteJudge(Judge):
                 q = content_words(quote)
                 hedged = not HEDGES.isdisjoint(_WORDS.findall(quote.lower()))
                 trust = self.opts.hedge_discount if hedged else 1.0
+                trust *= 1.0 + self.opts.question_weight * len(q & question)
                 for i, (opt, w) in enumerate(zip(view.options, words, strict=True)):
                     weight = (
                         self.opts.own_weight if opt.seat == turn.seat else self.opts.cross_weight
