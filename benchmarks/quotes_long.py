@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import random
 import sys
 import time
@@ -32,13 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import emit, log
 
 
-def wilson(k: float, n: int, z: float = 1.96) -> list[float]:
-    if n == 0:
-        return [0.0, 1.0]
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(max(0.0, centre - half), 3), round(min(1.0, centre + half), 3)]
+def wilson(k: float, n: int) -> list[float]:
+    """The Wilson 95% interval, rounded for the JSON line."""
+    from arena_core.reports.stats import wilson_interval
+
+    return [round(x, 3) for x in wilson_interval(int(k), n)]
 
 
 def bootstrap(groups: dict[str, list[float]], runs: int = 2000, seed: int = 0) -> list[float]:

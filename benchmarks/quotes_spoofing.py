@@ -16,7 +16,6 @@ arguing the wrong answer, each with a Wilson 95% interval, and the wall time.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -64,14 +63,11 @@ kind = "round-robin"
 """
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
-    """The Wilson score interval of k successes in n trials."""
-    if n == 0:
-        return [0.0, 1.0]
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(max(0.0, centre - half), 3), round(min(1.0, centre + half), 3)]
+def wilson(k: float, n: int) -> list[float]:
+    """The Wilson 95% interval, rounded for the JSON line."""
+    from arena_core.reports.stats import wilson_interval
+
+    return [round(x, 3) for x in wilson_interval(int(k), n)]
 
 
 FORGER = 'agent = "scripted"\noptions = {{ replies = ["{forged}"] }}'
