@@ -7,7 +7,7 @@ orders: 48 matches, 24 of them with the forger arguing the wrong answer), judged
 judge. A judge that reads only verified evidence must side with it exactly as often as with a
 debater that only asserts its answer (`deterministic`), which is measured the same way.
 
-    python benchmarks/quotes_spoofing.py [--items 12]
+    python benchmarks/quotes_spoofing.py [--items 12] [--llm-model models/smollm2]
 
 Prints one JSON line: for the forger and the assertive baseline, the wins overall and while
 arguing the wrong answer, each with a Wilson 95% interval, and the wall time.
@@ -16,6 +16,7 @@ arguing the wrong answer, each with a Wilson 95% interval, and the wall time.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -47,7 +48,7 @@ plugin = "bundled"
 limit = {items}
 
 [judge]
-plugin = "quote"
+{judge}
 
 [[players]]
 name = "forger"
@@ -74,7 +75,16 @@ FORGER = 'agent = "scripted"\noptions = {{ replies = ["{forged}"] }}'
 ASSERTIVE = 'agent = "deterministic"'  # only asserts its answer: what forged tags must not beat
 
 
-def play(items: int, speaker: str) -> dict[str, Any]:
+QUOTE_JUDGE = 'plugin = "quote"'
+# A transformers checkpoint as an `llm` judge scored by teacher forcing only (no written reply):
+# one forward pass per order, so 96 matches take minutes on a CPU.
+LLM_JUDGE = (
+    'plugin = "llm"\noptions = {{ agent = "transformers", options = {{ model = "{model}", '
+    'device = "cpu" }}, stated = false, both_orders = true }}'
+)
+
+
+def play(items: int, speaker: str, judge: str = QUOTE_JUDGE) -> dict[str, Any]:
     """Play the round-robin with `speaker` as the player named forger; its win counts."""
     import asyncio
     import tempfile
@@ -84,7 +94,7 @@ def play(items: int, speaker: str) -> dict[str, Any]:
     from arena_core.ledger import Ledger
     from arena_core.plugins import get_registry
 
-    toml = CONFIG.format(items=items, speaker=speaker)
+    toml = CONFIG.format(items=items, speaker=speaker, judge=judge)
     with tempfile.TemporaryDirectory(prefix="arena-spoof-") as tmp:
         path = Path(tmp) / "spoofing.toml"
         path.write_text(toml, encoding="utf-8")
@@ -125,12 +135,25 @@ def play(items: int, speaker: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=12)
+    parser.add_argument(
+        "--llm-model", help="judge with this transformers checkpoint (llm judge) instead"
+    )
     args = parser.parse_args()
-    forger = play(args.items, FORGER.format(forged=FORGED.replace('"', '\\"')))
+    judge = QUOTE_JUDGE
+    if args.llm_model:
+        judge = LLM_JUDGE.format(model=json.dumps(args.llm_model)[1:-1])
+    forger = play(args.items, FORGER.format(forged=FORGED.replace('"', '\\"')), judge)
     log(f"forger: {forger}")
-    assertive = play(args.items, ASSERTIVE)
+    assertive = play(args.items, ASSERTIVE, judge)
     log(f"assertive: {assertive}")
-    emit({"benchmark": "quotes_spoofing", "forger": forger, "assertive_baseline": assertive})
+    emit(
+        {
+            "benchmark": "quotes_spoofing",
+            "judge": "llm" if args.llm_model else "quote",
+            "forger": forger,
+            "assertive_baseline": assertive,
+        }
+    )
 
 
 if __name__ == "__main__":

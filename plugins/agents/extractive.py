@@ -35,8 +35,10 @@ class ExtractiveOptions(BaseModel):
         2.0, description="penalty for words shared with the other answer"
     )
     temperature: float = Field(0.0, ge=0, description="0: always the best sentences; >0: sample")
+    # 2.0 since the weights above doubled (so did the spread of the scores): alternatives stay
+    # as varied as they were at 1.0 before.
     alternatives_temperature: float = Field(
-        1.0, gt=0, description="sampling temperature of texts 2..n when n > 1 at temperature 0"
+        2.0, gt=0, description="sampling temperature of texts 2..n when n > 1 at temperature 0"
     )
 
 
