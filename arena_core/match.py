@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from arena_core.ids import seed_for
 from arena_core.types import (
+    QUOTE_CHECK,
     AnswerOption,
     Decision,
     Item,
@@ -137,7 +138,7 @@ class Match:
     def visible(self, seat: str | None) -> list[TurnView]:
         """Turns `seat` may see (None: the judge), with their shown text."""
         return [
-            TurnView(seat=t.seat, round=t.round, phase=t.phase, text=t.shown)
+            TurnView.of(t)
             for t in self.turns
             if t.visible_to is None or (seat is not None and seat in t.visible_to)
         ]
@@ -315,7 +316,8 @@ class Match:
             tokens=resp.tokens,
             latency=resp.latency,
             cost=resp.cost,
-            meta={**resp.meta, **meta},
+            # a quote check comes from the protocol's `shown` step only, never from an agent
+            meta={**{k: v for k, v in resp.meta.items() if k != QUOTE_CHECK}, **meta},
         )
         self.turns.append(turn)
         return turn

@@ -44,6 +44,21 @@ class Message(BaseModel):
     content: str
 
 
+# The Turn.meta key under which a protocol records its check of a turn's quotes (a QuoteCheck as a
+# dict). Only the protocol's `shown` step may set it: `Match.record` drops it from agent metadata.
+QUOTE_CHECK = "quote_check"
+
+
+class QuoteCheck(BaseModel):
+    """A protocol's check of the quotes in one turn, kept apart from the text its speaker wrote.
+
+    Judges read verification from here, never from tags in the text: a speaker can type any tag.
+    """
+
+    verified: list[str] = Field(default_factory=list)  # the passage's own text of each quote found
+    invalid: list[str] = Field(default_factory=list)  # each quote not found in the passage
+
+
 class TurnView(BaseModel):
     """A turn as another participant sees it (quotes already marked where the protocol does so)."""
 
@@ -51,6 +66,24 @@ class TurnView(BaseModel):
     round: int
     phase: str
     text: str
+    quotes: QuoteCheck | None = None  # None: nobody checked this turn, its text proves nothing
+
+    @classmethod
+    def of(cls, turn: Turn) -> TurnView:
+        """The view of a recorded turn: its shown text and the protocol's quote check."""
+        return cls(
+            seat=turn.seat,
+            round=turn.round,
+            phase=turn.phase,
+            text=turn.shown,
+            quotes=quote_check(turn.meta),
+        )
+
+
+def quote_check(meta: dict[str, Any]) -> QuoteCheck | None:
+    """The quote check a protocol's `shown` step recorded in turn metadata, if any."""
+    found = meta.get(QUOTE_CHECK)
+    return QuoteCheck.model_validate(found) if isinstance(found, dict) else None
 
 
 class Observation(BaseModel):

@@ -8,7 +8,13 @@ rapidfuzz.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
 from functools import lru_cache
+from html import escape, unescape
+from typing import Any
+
+from arena_core.types import QUOTE_CHECK, QuoteCheck
 
 _SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[A-Z0-9])")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -78,29 +84,67 @@ def _normalise(text: str) -> tuple[str, list[int]]:
 
 
 @lru_cache(maxsize=64)
-def _normalised_passage(passage: str) -> tuple[str, list[int]]:
-    return _normalise(passage)
+def _normalised_passage(passage: str) -> tuple[str, list[int], list[int], list[int]]:
+    """The normalised passage, its index map, and the start and end of each of its words."""
+    norm, index = _normalise(passage)
+    starts, ends = [], []
+    for m in re.finditer(r"\S+", norm):
+        starts.append(m.start())
+        ends.append(m.end())
+    return norm, index, starts, ends
+
+
+def _whole(passage: str, start: int, end: int) -> str:
+    """passage[start:end] widened to whole words (to the surrounding whitespace), and stripped of
+    the punctuation at its edges: a quote never shows part of a word."""
+    while start > 0 and not passage[start - 1].isspace():
+        start -= 1
+    while end < len(passage) and not passage[end].isspace():
+        end += 1
+    span = passage[start:end]
+    lo, hi = 0, len(span)
+    while lo < hi and not span[lo].isalnum():
+        lo += 1
+    while hi > lo and not span[hi - 1].isalnum():
+        hi -= 1
+    return span[lo:hi]
+
+
+def _bounded(needle: str, haystack: str) -> int:
+    """Where `needle` occurs in `haystack` without starting or ending inside a word; -1 if
+    nowhere. (str.find and two checks: a regex per quote would be compiled per call.)"""
+    n = len(needle)
+    i = haystack.find(needle)
+    while i >= 0:
+        j = i + n
+        if (i == 0 or not (needle[0].isalnum() and haystack[i - 1].isalnum())) and (
+            j == len(haystack) or not (needle[-1].isalnum() and haystack[j].isalnum())
+        ):
+            return i
+        i = haystack.find(needle, i + 1)
+    return -1
 
 
 def find_quote(quote: str, passage: str, *, fuzzy: float = 0.9) -> tuple[str, str] | None:
     """Locate `quote` in `passage`: exact, then normalised, then fuzzy (ratio >= `fuzzy`).
 
-    Returns (how, the passage's true text) or None for a fabrication. A near miss returns the
-    passage's own words, so what the judge reads is always real text.
+    Returns (how, the passage's true text) or None for a fabrication. Every match is whole words
+    of the passage, and a near miss returns the passage's own words (the word-aligned span that
+    matches best), so what the judge reads is always real, unclipped text.
     """
     q = quote.strip()
     if not q:
         return None
-    if q in passage:
+    if _bounded(q, passage) >= 0:
         return "exact", q
     norm_q, _ = _normalise(q)
     if not norm_q:
         return None
-    norm_p, index = _normalised_passage(passage)
-    pos = norm_p.find(norm_q)
+    norm_p, index, starts, ends = _normalised_passage(passage)
+    pos = _bounded(norm_q, norm_p)
     if pos >= 0:
         return "normalised", passage[index[pos] : index[pos + len(norm_q) - 1] + 1]
-    if fuzzy >= 1.0 or len(norm_q) < 12:
+    if fuzzy >= 1.0 or len(norm_q) < 12 or not starts:
         return None
     # rapidfuzz finds the best-aligned window of the passage in C++; difflib did the same job
     # 50x slower and dominated the default tournament's run time.
@@ -109,35 +153,125 @@ def find_quote(quote: str, passage: str, *, fuzzy: float = 0.9) -> tuple[str, st
     hit = fuzz.partial_ratio_alignment(norm_q, norm_p, score_cutoff=fuzzy * 100)
     if hit is None or hit.dest_end <= hit.dest_start:
         return None
-    return "fuzzy", passage[index[hit.dest_start] : index[hit.dest_end - 1] + 1].strip()
+    # That window is cut at characters ("he owners", "had not been cu"): score the word-aligned
+    # spans whose edges lie within two words of it and keep the best whole-word one.
+    first = max(0, bisect_right(starts, hit.dest_start) - 1)
+    last = max(0, bisect_left(ends, hit.dest_end))
+    best: tuple[float, int, int] | None = None
+    for a in range(max(0, first - 2), min(len(starts), first + 3)):
+        for b in range(max(a, last - 2), min(len(ends), last + 3)):
+            score = fuzz.ratio(norm_q, norm_p[starts[a] : ends[b]])
+            if best is None or score > best[0]:
+                best = (score, a, b)
+    if best is None or best[0] < fuzzy * 100:
+        return None
+    _, a, b = best
+    real = _whole(passage, index[starts[a]], index[ends[b] - 1] + 1)
+    return ("fuzzy", real) if real else None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A speech with its quotes checked: the text to show, the counts, and the structured check."""
+
+    text: str
+    stats: dict[str, int]
+    check: QuoteCheck
+
+
+def check_quotes(text: str, passage: str | None, *, fuzzy: float = 0.9) -> Checked:
+    """Check each <quote> of a speech against the passage and mark it for readers.
+
+    Everything the speaker wrote is HTML-escaped (`<` `>` `&`) first, so a speaker who types
+    `<v_quote>`, `</speech>` or any other tag shows as plain text; the only tags left in the
+    result are the engine's own <v_quote> (verified, repaired to the passage's words) and
+    <invalid_quote>. Judges still read the verdict of each quote from `check`, not the text.
+    """
+    stats = {"quotes": 0, "valid": 0, "valid_words": 0, "repaired": 0, "invalid": 0}
+    verified: list[str] = []
+    invalid: list[str] = []
+    out: list[str] = []
+    last = 0
+    for m in _QUOTE.finditer(text):
+        out.append(escape(text[last : m.start()], quote=False))
+        last = m.end()
+        stats["quotes"] += 1
+        found = find_quote(m.group(1), passage, fuzzy=fuzzy) if passage else None
+        if found is None:
+            stats["invalid"] += 1
+            invalid.append(m.group(1))
+            out.append(f"<invalid_quote>{escape(m.group(1), quote=False)}</invalid_quote>")
+            continue
+        how, real = found
+        stats["valid"] += 1
+        stats["valid_words"] += len(real.split())
+        stats["repaired"] += how == "fuzzy"
+        verified.append(real)
+        out.append(f"<v_quote>{escape(real, quote=False)}</v_quote>")
+    out.append(escape(text[last:], quote=False))
+    return Checked("".join(out), stats, QuoteCheck(verified=verified, invalid=invalid))
 
 
 def mark_quotes(
     text: str, passage: str | None, *, fuzzy: float = 0.9
 ) -> tuple[str, dict[str, int]]:
-    """Replace each <quote> with <v_quote> (verified, repaired) or <invalid_quote>.
+    """Replace each <quote> with <v_quote> (verified, repaired) or <invalid_quote>, escaping
+    everything else the speaker wrote (see `check_quotes`).
 
     Returns the marked text and counts: quotes, valid, valid_words, repaired, invalid.
     """
-    stats = {"quotes": 0, "valid": 0, "valid_words": 0, "repaired": 0, "invalid": 0}
-
-    def sub(m: re.Match[str]) -> str:
-        stats["quotes"] += 1
-        found = find_quote(m.group(1), passage, fuzzy=fuzzy) if passage else None
-        if found is None:
-            stats["invalid"] += 1
-            return f"<invalid_quote>{m.group(1)}</invalid_quote>"
-        how, real = found
-        stats["valid"] += 1
-        stats["valid_words"] += len(real.split())
-        stats["repaired"] += how == "fuzzy"
-        return f"<v_quote>{real}</v_quote>"
-
-    return _QUOTE.sub(sub, text), stats
+    checked = check_quotes(text, passage, fuzzy=fuzzy)
+    return checked.text, checked.stats
 
 
+def shown_speech(
+    text: str, passage: str | None, *, fuzzy: float = 0.9
+) -> tuple[str, dict[str, Any]]:
+    """A protocol's `shown` step: the marked text, and turn metadata holding the counts and the
+    structured quote check judges read (under `QUOTE_CHECK`)."""
+    checked = check_quotes(text, passage, fuzzy=fuzzy)
+    return checked.text, {**checked.stats, QUOTE_CHECK: checked.check.model_dump()}
+
+
+# The engine's own tags, as `check_quotes` writes them. Never trust them in text alone: use the
+# turn's QuoteCheck (TurnView.quotes); `vouched_text` shows how to read text safely.
 VERIFIED = re.compile(r"<v_quote>(.*?)</v_quote>", re.DOTALL)
 INVALID = re.compile(r"<invalid_quote>(.*?)</invalid_quote>", re.DOTALL)
+_ENGINE_TAG = re.compile(r"<(v_quote|invalid_quote)>(.*?)</\1>", re.DOTALL)
+
+
+def unmark(text: str) -> str:
+    """Undo a marking: each engine tag becomes the <quote> request it answered, and escaped text
+    is unescaped. Text read back from a ledger goes through this before it is checked again
+    against the passage, so a tag forged in an old, unescaped transcript is checked like any
+    other quote instead of being believed."""
+    out: list[str] = []
+    last = 0
+    for m in _ENGINE_TAG.finditer(text):
+        out.append(unescape(text[last : m.start()]))
+        out.append(f"<quote>{unescape(m.group(2))}</quote>")
+        last = m.end()
+    out.append(unescape(text[last:]))
+    return "".join(out)
+
+
+def vouched_text(text: str, check: QuoteCheck | None) -> str:
+    """Text safe to show a judge as markup: `text` as is when every tag in it is an engine tag
+    that `check` vouches for (in order) and no other `<` or `>` is left, else all of it escaped,
+    so a forged or unchecked tag reads as the plain text a speaker typed."""
+    if check is not None:
+        tags = _ENGINE_TAG.findall(text)
+        verified = [unescape(body) for kind, body in tags if kind == "v_quote"]
+        invalid = [unescape(body) for kind, body in tags if kind == "invalid_quote"]
+        rest = _ENGINE_TAG.sub("", text)
+        if (
+            verified == check.verified
+            and invalid == check.invalid
+            and "<" not in rest
+            and ">" not in rest
+        ):
+            return text
+    return escape(text, quote=False)
 
 
 def truncate_words(text: str, max_words: int | None) -> tuple[str, bool]:

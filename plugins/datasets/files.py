@@ -147,9 +147,22 @@ class JsonlSource(RecordSource):
         )
 
 
+LONG = Path(__file__).parent / "data" / "long.jsonl"
+
+
 class BundledOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    set: Literal["short", "long"] = Field(
+        "short",
+        description="short: 48 passages of about 230 words, two answers; long: 60 questions on "
+        "10 articles of 900-1,500 words, four answers with a hard distractor (field 'kind': "
+        "literal, or inference with a paraphrased answer), split 'tune' (articles L01 L02 L04 "
+        "L05 L07) and 'test' (L03 L06 L08 L09 L10)",
+    )
 
-def bundled_source(_: BundledOptions) -> JsonlSource:
+
+def bundled_source(options: BundledOptions) -> JsonlSource:
+    if options.set == "long":
+        return JsonlSource(JsonlOptions(path=str(LONG), context="passage", distractor="distractor"))
     return JsonlSource(JsonlOptions(path=str(BUNDLED), context="passage"))

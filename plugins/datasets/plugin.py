@@ -26,7 +26,8 @@ from arena_core.registry import Registry
 
 
 def bundled(options: BundledOptions) -> Any:
-    """48 original reading-comprehension items (passage, question, two answers, gold)."""
+    """Original reading-comprehension items: 48 short (two answers), or 40 on long articles
+    (four answers, a hard distractor, tune/test splits by article)."""
     from arena_plugins.datasets.files import bundled_source
 
     return bundled_source(options)

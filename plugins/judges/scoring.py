@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from arena_plugins.judges.quote import QuoteJudge, QuoteJudgeOptions
-from arena_plugins.text import INVALID
 from pydantic import BaseModel, ConfigDict, Field
 
 from arena_core.interfaces import Judge
@@ -78,7 +77,9 @@ class InteractiveQuoteJudge(QuoteJudge):
         if max(probs) >= self.opts.unsure_below:
             return None
         _, weakest = min(argued, key=lambda io: (scores[io[0]], io[0]))
-        fabricated = any(t.seat == weakest.seat and INVALID.search(t.text) for t in speeches)
+        fabricated = any(
+            t.seat == weakest.seat and t.quotes is not None and t.quotes.invalid for t in speeches
+        )
         lead = (
             "a quote of yours was not found in the passage." if fabricated else "your case is thin."
         )

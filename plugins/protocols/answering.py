@@ -174,7 +174,7 @@ def compare_view(
     ]
     view = match.judge_view(options)
     transcript = [
-        TurnView(seat=s, round=0, phase=ANSWER, text=t.shown)
+        TurnView.of(t).model_copy(update={"seat": s, "round": 0, "phase": ANSWER})
         for t, s in zip(turns, seats, strict=True)
     ]
     return view.model_copy(update={"transcript": transcript})

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from arena_core.interfaces import Judge, Protocol
 from arena_core.match import Match
 from arena_core.schedule import seed_for
-from arena_core.types import Decision, Response, TurnView
+from arena_core.types import Decision, Response, TurnView, quote_check
 
 CANDIDATE = "candidate"
 
@@ -156,7 +156,8 @@ class BestOfN(Protocol):
         shared: list[str] | None = None
         out = []
         for i, text in enumerate(texts):
-            cand = TurnView(seat=seat, round=r, phase=SPEECH, text=shown(text)[0])
+            marked, meta = shown(text)
+            cand = TurnView(seat=seat, round=r, phase=SPEECH, text=marked, quotes=quote_check(meta))
             replies: list[str] = []
             if m:
                 if opts.simultaneous and shared is not None:
@@ -168,7 +169,10 @@ class BestOfN(Protocol):
             if replies:
                 views = []
                 for reply in replies:
-                    answer = TurnView(seat=other, round=r, phase=SPEECH, text=shown(reply)[0])
+                    marked, meta = shown(reply)
+                    answer = TurnView(
+                        seat=other, round=r, phase=SPEECH, text=marked, quotes=quote_check(meta)
+                    )
                     pair = [cand, answer]
                     views.append(sorted(pair, key=lambda t: match.seats.index(t.seat)))
             probs = []

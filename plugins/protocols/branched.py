@@ -121,10 +121,7 @@ class Branched(Protocol):
                         SPEECH,
                         round=r,
                         max_words=opts.max_words,
-                        transcript=[
-                            TurnView(seat=t.seat, round=t.round, phase=t.phase, text=t.shown)
-                            for t in prefix
-                        ],
+                        transcript=[TurnView.of(t) for t in prefix],
                     )
                     request = match.request(
                         seat,
@@ -164,12 +161,7 @@ class Branched(Protocol):
         decisions = []
         for n, leaf in enumerate(frontier):
             view = match.judge_view().model_copy(
-                update={
-                    "transcript": [
-                        TurnView(seat=t.seat, round=t.round, phase=t.phase, text=t.shown)
-                        for t in leaf
-                    ]
-                }
+                update={"transcript": [TurnView.of(t) for t in leaf]}
             )
             first = opts.main == "first-path" and n == 0
             decisions.append(await match.decide(view, node=leaf[-1].index, main=first or None))

@@ -14,7 +14,7 @@ from typing import Protocol as Structural
 
 from arena_plugins.protocols.prompts import CONSULTANT_SYSTEM, DEBATER_SYSTEM, render
 from arena_plugins.protocols.questions import JUDGE_SEAT, ask_question
-from arena_plugins.text import mark_quotes, truncate_words
+from arena_plugins.text import shown_speech, truncate_words
 from pydantic import BaseModel, ConfigDict, Field
 
 from arena_core.interfaces import Protocol
@@ -66,8 +66,8 @@ def shown_for(match: Match, opts: QuoteRules) -> Callable[[str], tuple[str, dict
 
     def shown(text: str) -> tuple[str, dict[str, Any]]:
         cut, truncated = truncate_words(text, opts.max_words)
-        marked, stats = mark_quotes(cut, match.item.context, fuzzy=opts.fuzzy)
-        return marked, {**stats, "truncated": truncated}
+        marked, meta = shown_speech(cut, match.item.context, fuzzy=opts.fuzzy)
+        return marked, {**meta, "truncated": truncated}
 
     return shown
 

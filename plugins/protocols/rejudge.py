@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from arena_plugins.protocols.debate import DebateOptions, shown_for
+from arena_plugins.text import unmark
 from pydantic import BaseModel, ConfigDict, Field
 
 from arena_core.interfaces import Protocol
@@ -61,9 +62,14 @@ class Rejudge(Protocol):
                 f"item {item.id!r} has no metadata['transcript']: rejudge needs a dataset of "
                 f"finished debates (quality-debates, ledger)"
             )
-        shown = shown_for(
+        check = shown_for(
             match, DebateOptions(max_words=self.opts.max_words, fuzzy=self.opts.fuzzy)
         )
+
+        def shown(text: str) -> tuple[str, dict[str, Any]]:
+            # stored speeches may be marked already: every quote is checked again, none believed
+            return check(unmark(text))
+
         for n, entry in enumerate(transcript):
             seat, rnd, text = _entry(entry, item.id, n)
             if self.opts.max_rounds is not None and rnd >= self.opts.max_rounds:

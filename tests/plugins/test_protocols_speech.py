@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from arena_plugins.text import INVALID, VERIFIED
 from protocol_kit import ITEM, SECRET, Asker, Looker, Recorder, order, play
 
 from arena_core.ledger import Ledger
 from arena_core.plugins import get_registry
 from arena_core.testing import check_protocol, run_tournament
-from arena_core.types import AnswerOption, JudgeView, TurnView
+from arena_core.types import AnswerOption, JudgeView, QuoteCheck, TurnView
 
 # --- scratchpad ----------------------------------------------------------------------------------
 
@@ -122,8 +123,16 @@ def test_consultancy_takes_questions_too() -> None:
     ]
 
 
+def _checked(text: str) -> QuoteCheck:
+    """The quote check the engine records beside text it marked (judges read this, not tags)."""
+    return QuoteCheck(verified=VERIFIED.findall(text), invalid=INVALID.findall(text))
+
+
 def _view(texts: dict[str, str], asked: int = 0) -> JudgeView:
-    transcript = [TurnView(seat=s, round=0, phase="speech", text=t) for s, t in texts.items()]
+    transcript = [
+        TurnView(seat=s, round=0, phase="speech", text=t, quotes=_checked(t))
+        for s, t in texts.items()
+    ]
     transcript += [TurnView(seat="judge", round=1, phase="question", text="?")] * asked
     return JudgeView(
         protocol="debate",

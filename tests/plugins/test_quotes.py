@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from arena_plugins.text import (
     content_words,
     find_quote,
@@ -55,3 +57,40 @@ def test_sentences_and_words() -> None:
     assert stem("discovered") == stem("discovers")
     assert truncate_words("a b c d", 2) == ("a b", True)
     assert truncate_words("a b", 5) == ("a b", False)
+
+
+STORY = (
+    "The owners had not been cured of the fever after eleven days. The mill stood idle, and "
+    "the town's weavers (forty of them) waited for word."
+)
+
+
+def _whole_words(span: str, passage: str) -> bool:
+    """`span` occurs in `passage` starting and ending on word boundaries."""
+    return re.search(rf"(?<!\w){re.escape(span)}(?!\w)", passage) is not None
+
+
+def test_a_repaired_quote_is_whole_words_of_the_passage() -> None:
+    # near misses whose best character window starts or ends inside a word
+    cases = {
+        "he owners had not been cured of the fever": "The owners had not been cured of the fever",
+        "owners had not been cu": "owners had not been cured",
+        "not been cured of the fever after eleven day": (
+            "not been cured of the fever after eleven days"
+        ),
+        "weavers forty of them waited for wor": "weavers (forty of them) waited for word",
+    }
+    for quote, expected in cases.items():
+        found = find_quote(quote, STORY)
+        assert found is not None, quote
+        how, real = found
+        assert how == "fuzzy" and real == expected, (quote, real)
+        assert _whole_words(real, STORY)
+
+
+def test_a_quote_inside_a_word_is_not_an_exact_match() -> None:
+    assert find_quote("he owners had not been cured", STORY) == (
+        "fuzzy",
+        "The owners had not been cured",
+    )
+    assert find_quote("eleven day", STORY) is None  # too short to repair, and not whole words
