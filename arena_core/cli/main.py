@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("matches", help="list matches")
     _ledger_arg(p)
     p.add_argument("--tournament")
-    p.add_argument("--status", choices=["pending", "done", "failed"])
+    p.add_argument("--status", choices=["pending", "running", "done", "failed"])
     p.add_argument("--player")
     p.add_argument("--limit", type=int, default=50, help="at most this many rows (0: all)")
     p.add_argument("--format", choices=["table", "json"], default="table")
@@ -156,9 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         _load_dotenv()
+        from arena_core.textsafe import secrets_from_env
+
+        secrets_from_env()  # API keys in the environment are redacted from all output
         return int(COMMANDS[args.command](args) or 0)
     except UsageError as exc:
-        print(f"arena: error: {exc}", file=sys.stderr)
+        print(f"arena: error: {_plain(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("arena: interrupted", file=sys.stderr)
@@ -173,6 +176,20 @@ def _load_dotenv() -> None:
         from dotenv import load_dotenv
 
         load_dotenv(".env", override=False)
+
+
+def _plain(text: object) -> str:
+    """Untrusted text for a plain (non-rich) line: control characters shown, secrets removed."""
+    from arena_core.textsafe import visible
+
+    return visible(text)
+
+
+def _cell(text: object) -> str:
+    """Untrusted text for a rich table cell or markup string: one line, markup escaped."""
+    from arena_core.textsafe import markup
+
+    return markup(text, newlines=False)
 
 
 def _out(text: str, dest: str | None) -> None:
@@ -236,7 +253,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             TimeRemainingColumn(),
             console=console,
         )
-        task = bar.add_task(cfg.name, total=None, failed=0, rate=0.0)
+        task = bar.add_task(_cell(cfg.name), total=None, failed=0, rate=0.0)
 
         def progress(s: Any) -> None:
             bar.update(
@@ -300,12 +317,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print("  by matchup:")
                 for g in by:
                     print(
-                        f"    {' vs '.join(g['players']):40s} {g['accuracy']:6.1%}  "
+                        f"    {_plain(' vs '.join(g['players'])):40s} {g['accuracy']:6.1%}  "
                         f"[{g['lower']:.1%}–{g['upper']:.1%}]  n={g['verdicts']}"
                     )
         print(line)
         for err, n in sorted(summary.errors.items(), key=lambda kv: -kv[1])[:5]:
-            print(f"  failed: {n} x {err} (see `arena matches --status failed`)")
+            print(f"  failed: {n} x {_plain(err)} (see `arena matches --status failed`)")
         if counts.get("failed"):
             print("  retry them with: arena run " + args.config + " --retry-failed")
     return 1 if counts.get("failed") and summary.failed else 0
@@ -317,11 +334,11 @@ def _print_table(rows: Sequence[Any], title: str) -> None:
 
     from arena_core.reports.leaderboard import HEADERS, table_cells
 
-    t = Table(title=title)
+    t = Table(title=_cell(title))
     for h in HEADERS[:-1]:
         t.add_column(h, justify="left" if h == "player" else "right")
     for cells in table_cells(rows):
-        t.add_row(*cells)
+        t.add_row(*(_cell(c) for c in cells))
     # Outside a terminal rich assumes 80 columns and would elide player names.
     Console(width=None if sys.stdout.isatty() else 160).print(t)
 
@@ -394,25 +411,44 @@ def cmd_matches(args: argparse.Namespace) -> int:
         t.add_column(col, overflow="fold")
     for m in rows:
         seats = " vs ".join(f"{s}:{p}" for s, p in m.seats.items())
+        status = m.status
+        if m.status == "running" and m.worker:
+            status += f" ({m.worker}, heartbeat {_age(m.heartbeat_at)})"
         t.add_row(
-            m.id[:12],
-            m.tournament,
-            m.item_id,
-            seats,
-            m.status,
-            str(m.attempts),
-            (m.error or "")[:80],
+            *(
+                _cell(c)
+                for c in (
+                    m.id[:12],
+                    m.tournament,
+                    m.item_id,
+                    seats,
+                    status,
+                    str(m.attempts),
+                    (m.error or "")[:80],
+                )
+            )
         )
     Console().print(t)
     return 0
 
 
+def _age(when: Any) -> str:
+    """'12s ago' for a stored timestamp (naive ones are UTC, as SQLite returns them)."""
+    from datetime import UTC, datetime
+
+    if when is None:
+        return "never"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return f"{(datetime.now(UTC) - when).total_seconds():.0f}s ago"
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.markup import escape
     from rich.panel import Panel
 
     from arena_core.ledger import Ledger
+    from arena_core.textsafe import markup as escape  # markup escaped, controls made visible
 
     ledger = Ledger(args.ledger, create=False)
     m = ledger.get_match(args.match_id)
@@ -428,7 +464,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     con.print(
         Panel(
             f"[bold]{escape(item['question'])}[/]\n{answers}\n\n{seats}",
-            title=f"match {m.id} · {m.tournament} · {m.protocol} · item {m.item_id} · {m.status}",
+            title=_cell(
+                f"match {m.id} · {m.tournament} · {m.protocol} · item {m.item_id} · {m.status}"
+            ),
         )
     )
     for t in ledger.turns(m.id):
@@ -437,19 +475,19 @@ def cmd_show(args: argparse.Namespace) -> int:
         con.print(
             Panel(
                 escape(t.shown),
-                title=f"round {t.round + 1} · {t.phase} · {escape(who)}{hidden}",
+                title=_cell(f"round {t.round + 1} · {t.phase} · {who}{hidden}"),
                 title_align="left",
             )
         )
     v = ledger.verdict(m.id)
     if v is not None:
-        probs = ", ".join(f"{k}: {p:.2f}" for k, p in v.probs.items())
+        probs = escape(", ".join(f"{k}: {p:.2f}" for k, p in v.probs.items()))
         right = {True: "[green]correct[/]", False: "[red]wrong[/]", None: "ungraded"}[v.correct]
         con.print(
             Panel(
-                f"winner: {escape(str(v.winner))} (seat {v.winner_seat})  probs: {probs}"
-                f"  {right}\n{escape(v.raw)}",
-                title=f"verdict · {v.judge}",
+                f"winner: {escape(str(v.winner))} (seat {escape(str(v.winner_seat))})"
+                f"  probs: {probs}  {right}\n{escape(v.raw)}",
+                title=_cell(f"verdict · {v.judge}"),
             )
         )
     if m.error:
@@ -489,7 +527,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         t.add_column(col, overflow="fold")
     for e in entries:
         opts = ", ".join(f"{n}: {ty} = {d}" for n, ty, d in e.describe_options()) or "-"
-        t.add_row(e.kind, e.name, e.origin, opts, e.summary)
+        t.add_row(*(_cell(c) for c in (e.kind, e.name, e.origin, opts, e.summary)))
     Console(width=max(160, Console().width)).print(t)
     return 0
 
