@@ -17,11 +17,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +64,8 @@ class RunSummary:
     interrupted: bool = False
     errors: dict[str, int] = field(default_factory=dict)
     lost: int = 0  # played, but the claim had been taken back meanwhile: not written
+    # (worker, matches, latest heartbeat) of other processes holding this tournament's matches
+    held_elsewhere: list[tuple[str, int, Any]] = field(default_factory=list)
     claim_latencies: list[float] = field(default_factory=list)  # seconds per claim call
 
     @property
@@ -103,7 +107,9 @@ class Writer:
         self.seq = ledger.max_seq()
         self.stored = {r.player for r in ledger.ratings(book.pool)}
         self.on_written = on_written
-        self._stale_book = False
+        # In claim mode the book is re-read under the write lock before the first write: another
+        # process may have written between loading the book and reading `seq` above.
+        self._stale_book = claimed
         mt = MatchRow.__table__
         self._update_match = (
             mt.update()
@@ -187,15 +193,15 @@ class Writer:
         mt = MatchRow.__table__
         ids = sorted({r.row.id for r in batch})
         with self.ledger.engine.begin() as conn:
-            held = set(
+            held = dict(
                 conn.execute(
                     mt.update()
                     .where(mt.c.id.in_(ids), mt.c.worker == self.worker, mt.c.status == RUNNING)
                     .values(heartbeat_at=self.ledger.db_now())
-                    .returning(mt.c.id)
-                ).scalars()
+                    .returning(mt.c.id, mt.c.claimed_at)
+                ).all()
             )
-            kept = [r for r in batch if r.row.id in held]
+            kept = live_results(batch, held)
             if not kept:
                 return []
             if conn.dialect.name == "postgresql":
@@ -306,6 +312,50 @@ class Writer:
         return turns, verdicts, updates, self.book.rows(sorted(touched)), seq
 
 
+def live_results(batch: list[Result], held: dict[str, Any]) -> list[Result]:
+    """One result per match still held (id -> its live claim's `claimed_at`), in batch order.
+
+    A batch can hold two plays of one match: its claim was taken back (a stalled loop, a skewed
+    clock) and claimed again by this same worker while the first play was in flight. The play
+    started under the live claim is the one written; the other is dropped as lost.
+    """
+    chosen: dict[str, Result] = {}
+    for r in batch:
+        mid = r.row.id
+        if mid not in held:
+            continue
+        prev = chosen.get(mid)
+        if prev is None or (r.row.claimed_at == held[mid] and prev.row.claimed_at != held[mid]):
+            chosen[mid] = r
+    return [r for r in batch if chosen.get(r.row.id) is r]
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (`kill`, SLURM preemption, a container stop) like Ctrl-C while inside.
+
+    The run then stops the same way: finished matches are written, claims are released at once
+    instead of after the stale timeout, and the command exits 130 with its message. Inside
+    `asyncio.run` the SIGINT handler cancels the main task; elsewhere it raises KeyboardInterrupt.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: Any) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:  # SIGINT ignored (a background job): still stop like an interrupt
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 _FINISH_LOCK = advisory_key("arena:finish")  # serialises finish writes: ratings and finished_seq
 log = logging.getLogger("arena.engine")
 
@@ -382,6 +432,8 @@ class Claimer:
                     await self.idle()
                 ledger, t = self.ledger, self.tournament
                 if await asyncio.to_thread(ledger.take_back, t, self.stale_after):
+                    continue
+                if await asyncio.to_thread(ledger.take_back_dead, t):
                     continue
                 busy = await asyncio.to_thread(ledger.running_elsewhere, t, self.worker)
                 if not busy and not self.forever:
@@ -520,8 +572,16 @@ class Tournament:
         any number of processes can run this at once; `schedule=False` skips writing the
         schedule (a worker joining a tournament someone else scheduled). A claim whose
         heartbeat (every `heartbeat_every` s) is older than `stale_after` s is taken back.
+
+        By default a single process on SQLite claims, in one statement, every pending match it
+        reads (after taking back claims of dead or silent workers), heartbeats them and writes
+        under the same serialised rating update as claim mode. So two `arena run`s on one
+        file, of one tournament or of two sharing a pool, never play a match twice nor write
+        ratings from a stale book; what another live process holds is reported in
+        `summary.held_elsewhere`. `claim=False` is the exclusive path (a SLURM shard's own file).
         """
         cfg, raw = self.config, self.config.raw
+        local = claim is None and not ledger.shared  # one process: claims all it reads at once
         claim = ledger.shared if claim is None else claim
         summary = RunSummary(tournament=cfg.name)
         summary.scheduled = self.schedule(ledger) if schedule else len(self.rows)
@@ -542,6 +602,16 @@ class Tournament:
                 poll=poll,
                 forever=forever,
             )
+        elif local:
+            if retry_failed:
+                ledger.reset_failed(cfg.name)
+            ledger.take_back_dead(cfg.name)
+            ledger.take_back(cfg.name, stale_after)
+            todo = ledger.claim(cfg.name, me, None)
+            summary.to_play = len(todo)
+            for row in todo:
+                queue.put_nowait(row)
+            summary.held_elsewhere = ledger.holders(cfg.name, besides=me)
         else:
             todo = ledger.pending(cfg.name, retry_failed=retry_failed)
             summary.to_play = len(todo)
@@ -569,7 +639,7 @@ class Tournament:
                     match=r.row.model_dump(mode="json"), verdict=r.verdict, error=r.error
                 )
 
-        writer = Writer(ledger, book, me, claimed=claim)
+        writer = Writer(ledger, book, me, claimed=claim or local)
         start = time.perf_counter()
         last_flush = start
         flushing: asyncio.Task[None] | None = None
@@ -640,7 +710,7 @@ class Tournament:
         tasks = [
             asyncio.create_task(work()) for _ in range(min(raw.tournament.concurrency, n_tasks))
         ]
-        beating = asyncio.create_task(beat()) if claim else None
+        beating = asyncio.create_task(beat()) if claim or local else None
         try:
             await asyncio.gather(*tasks)
         except asyncio.CancelledError:
@@ -664,6 +734,9 @@ class Tournament:
                 # Claims not written (never started, interrupted, or failed to write) go back
                 # now rather than after the stale timeout.
                 with contextlib.suppress(Exception):
+                    await asyncio.to_thread(ledger.release, me)
+            elif local:
+                with contextlib.suppress(Exception):  # not played or not written: pending again
                     await asyncio.to_thread(ledger.release, me)
             summary.wall = time.perf_counter() - start
             for closer in [*agents.values(), judge]:

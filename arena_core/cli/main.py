@@ -263,17 +263,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         bar.start()
     else:
         progress = None  # type: ignore[assignment]
-    try:
-        if args.workers:
-            from arena_core.cluster.worker import run_workers
+    from arena_core.engine import sigterm_as_interrupt
 
-            summary = run_workers(
-                tournament, ledger, args.workers, retry_failed=args.retry_failed, progress=progress
-            )
-        else:
-            summary = asyncio.run(
-                tournament.run(ledger, retry_failed=args.retry_failed, progress=progress, hook=hook)
-            )
+    try:
+        with sigterm_as_interrupt():  # kill / preemption stop the run like Ctrl-C
+            if args.workers:
+                from arena_core.cluster.worker import run_workers
+
+                summary = run_workers(
+                    tournament,
+                    ledger,
+                    args.workers,
+                    retry_failed=args.retry_failed,
+                    progress=progress,
+                )
+            else:
+                summary = asyncio.run(
+                    tournament.run(
+                        ledger, retry_failed=args.retry_failed, progress=progress, hook=hook
+                    )
+                )
     except KeyboardInterrupt:
         counts = ledger.counts(cfg.name)
         console.print(
@@ -294,7 +303,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"({summary.done} done, {summary.failed} failed) in {summary.wall:.2f}s "
         f"({summary.rate:.0f} matches/s); ledger: {counts.get('done', 0)} done, "
         f"{counts.get('failed', 0)} failed, {counts.get('pending', 0)} pending"
+        + (f", {counts['running']} running" if counts.get("running") else "")
     )
+    for note in _held_notes(summary):
+        print(note, file=sys.stderr)
     if args.quiet:
         print(line)
     else:
@@ -326,6 +338,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         if counts.get("failed"):
             print("  retry them with: arena run " + args.config + " --retry-failed")
     return 1 if counts.get("failed") and summary.failed else 0
+
+
+def _held_notes(summary: Any, stale_after: float = 60.0) -> list[str]:
+    """Say who holds the matches this run could not play, and when they go back to pending."""
+    notes = []
+    for worker, n, beat in getattr(summary, "held_elsewhere", []):
+        notes.append(
+            f"arena: {n} match(es) of '{_plain(summary.tournament)}' are running under another "
+            f"process, {_plain(worker)} (last heartbeat {_age(beat)}); they go back to pending "
+            f"when it stops, or {stale_after:.0f}s after its last heartbeat if it died: run "
+            f"the same command again then (see `arena matches --status running`)"
+        )
+    return notes
 
 
 def _print_table(rows: Sequence[Any], title: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import warnings
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
@@ -195,6 +196,10 @@ def prepare_schema(engine: Engine, *, create: bool) -> None:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+        elif conn.dialect.name == "sqlite" and create:
+            # SQLite's write lock on the file, taken before looking: two processes creating one
+            # new ledger at once otherwise both see it empty ("table already exists").
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         version = schema_version(conn)
         if version is None:
             if not create:
@@ -425,7 +430,7 @@ class Ledger:
         workers on machines with skewed clocks agree on what is stale."""
         return func.now() if self.shared else now()
 
-    def claim(self, tournament: str, worker: str, limit: int) -> list[MatchRow]:
+    def claim(self, tournament: str, worker: str, limit: int | None) -> list[MatchRow]:
         """Mark up to `limit` pending matches `running` under `worker` and return them.
 
         Postgres: `SELECT ... FOR UPDATE SKIP LOCKED` in a materialised CTE, so concurrent
@@ -439,8 +444,9 @@ class Ledger:
             select(mt.c.id)
             .where(mt.c.tournament == tournament, mt.c.status == PENDING)
             .order_by(mt.c.order_key)
-            .limit(limit)
         )
+        if limit is not None:
+            pick = pick.limit(limit)
         values = {
             "status": RUNNING,
             "worker": worker,
@@ -507,6 +513,37 @@ class Ledger:
         mt = MatchRow.__table__
         return self._update_unlocked([mt.c.worker == worker, mt.c.status == RUNNING], _UNCLAIMED)
 
+    def take_back_dead(self, tournament: str | None) -> int:
+        """Return to pending at once the claims of workers on this host whose process is gone.
+
+        Worker names are `host:pid` (`engine.default_worker`); a killed `arena run --workers`
+        or a SIGKILLed run would otherwise hold its matches until the stale timeout. Workers on
+        other hosts are left to `take_back`: their liveness is only known by their heartbeat.
+        """
+        host = socket.gethostname()
+        freed = 0
+        for worker, _n, _beat in self.holders(tournament):
+            who, _, pid = worker.rpartition(":")
+            if who == host and pid.isdigit() and not _pid_alive(int(pid)):
+                freed += self.release(worker)
+        return freed
+
+    def holders(
+        self, tournament: str | None, *, besides: str | None = None
+    ) -> list[tuple[str, int, Any]]:
+        """(worker, matches it holds running, its latest heartbeat) per claiming worker."""
+        mt = MatchRow.__table__
+        q = select(mt.c.worker, func.count(), func.max(mt.c.heartbeat_at)).where(
+            mt.c.status == RUNNING, mt.c.worker.is_not(None)
+        )
+        if tournament is not None:
+            q = q.where(mt.c.tournament == tournament)
+        if besides is not None:
+            q = q.where(mt.c.worker != besides)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.group_by(mt.c.worker).order_by(mt.c.worker)).all()
+        return [(str(w), int(n), beat) for w, n, beat in rows]
+
     def running_elsewhere(self, tournament: str, worker: str) -> int:
         """Matches of the tournament that other workers hold: they may still come back."""
         mt = MatchRow.__table__
@@ -549,6 +586,21 @@ class Ledger:
     def pools(self) -> list[str]:
         with self.session() as s:
             return sorted(set(s.exec(select(Rating.pool)).all()))
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def _insert(conn: Connection, table: Table) -> Any:
