@@ -394,10 +394,19 @@ class Claimer:
         self.claimed = 0
         self.latencies: list[float] = []
         self._topping: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Future[list[MatchRow]]] = set()
 
     async def _claim(self) -> int:
         t0 = time.perf_counter()
-        rows = await asyncio.to_thread(self.ledger.claim, self.tournament, self.worker, self.batch)
+        # Shielded and remembered: a run cancelled (Ctrl-C, SIGTERM) while a claim is in its
+        # thread must wait for that claim to commit before releasing, or the rows it claims
+        # stay `running` under a worker that is gone.
+        claiming = asyncio.ensure_future(
+            asyncio.to_thread(self.ledger.claim, self.tournament, self.worker, self.batch)
+        )
+        self._inflight.add(claiming)
+        claiming.add_done_callback(self._inflight.discard)
+        rows = await asyncio.shield(claiming)
         self.latencies.append(time.perf_counter() - t0)
         self.rows.extend(rows)
         self.claimed += len(rows)
@@ -446,6 +455,8 @@ class Claimer:
         self.finished = True
         if self._topping is not None:
             await asyncio.gather(self._topping, return_exceptions=True)
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
         left = list(self.rows)
         self.rows.clear()
         return left
@@ -605,6 +616,9 @@ class Tournament:
         elif local:
             if retry_failed:
                 ledger.reset_failed(cfg.name)
+            # Claims left by an earlier run under this very name (a write that failed, say):
+            # no other process plays under it, so they are this run's to play.
+            ledger.release(me, cfg.name)
             ledger.take_back_dead(cfg.name)
             ledger.take_back(cfg.name, stale_after)
             todo = ledger.claim(cfg.name, me, None)
@@ -723,21 +737,21 @@ class Tournament:
             if beating is not None:
                 beating.cancel()
                 await asyncio.gather(beating, return_exceptions=True)
-            if flushing is not None:
-                await asyncio.gather(flushing, return_exceptions=True)
-                if flushing.exception() is not None:
-                    raise flushing.exception()  # type: ignore[misc]
-            await flush()
-            if claimer is not None:
-                await claimer.close()
-                summary.claim_latencies = claimer.latencies
-                # Claims not written (never started, interrupted, or failed to write) go back
-                # now rather than after the stale timeout.
-                with contextlib.suppress(Exception):
-                    await asyncio.to_thread(ledger.release, me)
-            elif local:
-                with contextlib.suppress(Exception):  # not played or not written: pending again
-                    await asyncio.to_thread(ledger.release, me)
+            try:
+                if flushing is not None:
+                    await asyncio.gather(flushing, return_exceptions=True)
+                    if flushing.exception() is not None:
+                        raise flushing.exception()  # type: ignore[misc]
+                await flush()
+            finally:  # a failed write (disk full) still gives its claims back
+                if claimer is not None:
+                    await claimer.close()
+                    summary.claim_latencies = claimer.latencies
+                if claimer is not None or local:
+                    # Claims not written (never started, interrupted, or failed to write) go
+                    # back now rather than after the stale timeout.
+                    with contextlib.suppress(Exception):
+                        await asyncio.to_thread(ledger.release, me, cfg.name)
             summary.wall = time.perf_counter() - start
             for closer in [*agents.values(), judge]:
                 with contextlib.suppress(Exception):  # closing must not hide the run's outcome

@@ -168,6 +168,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        message = _ledger_failure(exc, getattr(args, "ledger", None))
+        if message is None:
+            raise
+        print(f"arena: error: {_plain(message)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _ledger_failure(exc: Exception, url: str | None) -> str | None:
+    """Disk full, read-only or damaged ledger: a clear message (exit 2) instead of a traceback."""
+    if not type(exc).__module__.startswith(("sqlalchemy", "sqlite3", "psycopg")):
+        return None
+    from arena_core.ledger.store import explain_db_error, resolve_url
+
+    return explain_db_error(exc, resolve_url(url))
 
 
 def _load_dotenv() -> None:
@@ -226,7 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError("--concurrency must be at least 1")
         cfg.raw.tournament.concurrency = args.concurrency
     tournament = Tournament(cfg, registry, source=Path(args.config).read_text(encoding="utf-8"))
-    ledger = Ledger(args.ledger)
+    ledger = Ledger(args.ledger, check=True)  # never write into a damaged file
     hook = get_plugin_manager().hook
     show_bar = not (args.no_progress or args.quiet) and sys.stderr.isatty()
 
@@ -389,7 +404,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from arena_core.ledger import Ledger
     from arena_core.reports.leaderboard import leaderboard, to_csv, to_json, to_markdown
 
-    ledger = Ledger(args.ledger, create=False)
+    ledger = Ledger(args.ledger, create=False, readonly=True)
     pool = _default_pool(ledger, args.pool)
     rows = leaderboard(ledger, pool, bt=not args.no_bt)
     if args.format == "table" and not args.out:
@@ -406,7 +421,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_matches(args: argparse.Namespace) -> int:
     from arena_core.ledger import Ledger
 
-    ledger = Ledger(args.ledger, create=False)
+    ledger = Ledger(args.ledger, create=False, readonly=True)
     if args.tournament:
         ledger.tournament(args.tournament)
     rows = ledger.matches(
@@ -475,7 +490,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from arena_core.ledger import Ledger
     from arena_core.textsafe import markup as escape  # markup escaped, controls made visible
 
-    ledger = Ledger(args.ledger, create=False)
+    ledger = Ledger(args.ledger, create=False, readonly=True)
     m = ledger.get_match(args.match_id)
     con = Console()
     item = m.item
@@ -561,7 +576,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from arena_core.ledger import Ledger
     from arena_core.reports.leaderboard import export_matches
 
-    ledger = Ledger(args.ledger, create=False)
+    ledger = Ledger(args.ledger, create=False, readonly=True)
     if args.tournament:
         ledger.tournament(args.tournament)
     records = export_matches(ledger, tournament=args.tournament, status=args.status)
@@ -584,7 +599,7 @@ def cmd_ratings(args: argparse.Namespace) -> int:
     from arena_core.ledger import Ledger
     from arena_core.ratings import pool_settings, recompute
 
-    ledger = Ledger(args.ledger, create=False)
+    ledger = Ledger(args.ledger, create=False, check=True)
     pools = [_default_pool(ledger, args.pool)] if args.pool else ledger.pools()
     for pool in pools:
         before = {r.player: (r.mu, r.sigma) for r in ledger.ratings(pool)}

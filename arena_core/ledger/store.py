@@ -82,6 +82,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_ro_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """A read-only connection: no journal-mode switch (that would be a write)."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
 def resolve_url(url: str | None) -> str:
     return url or os.environ.get("ARENA_LEDGER") or DEFAULT_LEDGER
 
@@ -138,9 +145,18 @@ def warn_if_network_fs(path: str, mounts: str | None = None) -> str | None:
     return None
 
 
-def raw_engine(url: str) -> Engine:
-    """An engine with the ledger's connection settings, without touching the schema."""
+def raw_engine(url: str, *, readonly: bool = False) -> Engine:
+    """An engine with the ledger's connection settings, without touching the schema.
+
+    `readonly` opens a SQLite file with `mode=ro`: read commands then work on a file or mount
+    they cannot write, and can never change it.
+    """
     kwargs: dict[str, Any] = {}
+    path = sqlite_path(url) if readonly else None
+    if path is not None:
+        from urllib.parse import quote
+
+        url = f"sqlite:///file:{quote(os.path.abspath(path))}?mode=ro&uri=true"
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     elif url.startswith("postgresql"):
@@ -151,16 +167,25 @@ def raw_engine(url: str) -> Engine:
     except Exception as exc:  # bad URL, missing driver
         raise UsageError(f"cannot open ledger {url!r}: {exc}") from None
     if url.startswith("sqlite"):
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_ro_pragmas if path else _sqlite_pragmas)
     return engine
 
 
-def open_engine(url: str | None = None, *, create: bool = True, check_fs: bool = True) -> Engine:
+def open_engine(
+    url: str | None = None,
+    *,
+    create: bool = True,
+    check_fs: bool = True,
+    readonly: bool = False,
+    check: bool = False,
+) -> Engine:
     """Open (by default create) a ledger; a missing SQLite file is an error when not creating.
 
     A ledger whose schema is not the head revision is refused with the command that upgrades
     it: reading it with newer models would fail later with a less helpful SQL error.
     `check_fs=False` skips the network-filesystem warning (reading published shards).
+    `check` runs SQLite's `quick_check` first: a damaged file is refused instead of read
+    (a report of half a table looks like a result).
     """
     url = resolve_url(url)
     path = sqlite_path(url)
@@ -169,16 +194,71 @@ def open_engine(url: str | None = None, *, create: bool = True, check_fs: bool =
             raise UsageError(f"no ledger at {url} (run a tournament first, or pass --ledger)")
         if check_fs:
             warn_if_network_fs(path)
-    engine = raw_engine(url)
+    engine = raw_engine(url, readonly=readonly)
     try:
-        prepare_schema(engine, create=create)
+        if check and path is not None:
+            check_integrity(engine, url)
+        prepare_schema(engine, create=create and not readonly)
     except UsageError:
         engine.dispose()
         raise
     except Exception as exc:  # unreachable server, wrong password, not a database
         engine.dispose()
-        raise UsageError(f"cannot open ledger {url!r}: {exc}") from None
+        raise UsageError(
+            explain_db_error(exc, url) or f"cannot open ledger {url!r}: {exc}"
+        ) from None
     return engine
+
+
+def check_integrity(engine: Engine, url: str) -> None:
+    """Refuse a SQLite ledger whose pages fail `PRAGMA quick_check` (structure and records)."""
+    with engine.connect() as conn:
+        problems = [str(r) for r in conn.exec_driver_sql("PRAGMA quick_check(5)").scalars()]
+    if problems != ["ok"]:
+        raise UsageError(f"{damaged(url)} (quick_check: {'; '.join(problems)[:300]})")
+
+
+def damaged(url: str) -> str:
+    path = sqlite_path(url) or url
+    return (
+        f"the ledger {url} is damaged: restore a backup, or salvage what is readable with "
+        f"`sqlite3 {path} .recover | sqlite3 recovered.db`"
+    )
+
+
+def explain_db_error(exc: BaseException, url: str | None = None) -> str | None:
+    """A clear message for a database failure a user can act on; None for anything else.
+
+    Disk full, a read-only file or mount, and a damaged file used to end in raw
+    OperationalError/DatabaseError tracebacks. Finished matches are already committed when
+    these happen (each write group is one transaction), so a re-run resumes.
+    """
+    import sqlite3
+
+    from sqlalchemy.exc import DBAPIError
+
+    orig = getattr(exc, "orig", None) if isinstance(exc, DBAPIError) else exc
+    if not isinstance(orig, sqlite3.Error | DBAPIError) and not isinstance(exc, DBAPIError):
+        return None
+    text_ = str(orig or exc).lower()
+    where = url or "the ledger"
+    if "disk is full" in text_ or "no space left" in text_:
+        return (
+            f"{where}: the disk holding the ledger is full; every match finished before this "
+            f"is kept: free space, then run the same command again to resume"
+        )
+    if "readonly" in text_ or "read-only" in text_ or "permission denied" in text_:
+        return (
+            f"{where}: the ledger cannot be written (a read-only or immutable file, directory "
+            f"or mount); read commands still work on it; run on a writable copy"
+        )
+    if "malformed" in text_ or "not a database" in text_ or "corrupt" in text_:
+        return damaged(where)
+    if "unable to open" in text_ or "disk i/o error" in text_:
+        return f"{where}: the ledger file cannot be opened or read: {orig}"
+    if isinstance(exc, DBAPIError) and isinstance(orig, sqlite3.OperationalError):
+        return f"{where}: ledger error: {orig}"
+    return None
 
 
 def schema_version(conn: Connection) -> str | None:
@@ -219,10 +299,24 @@ class Ledger:
     """Reads and writes the ledger. One instance per process; sessions are short-lived."""
 
     def __init__(
-        self, url: str | None = None, *, create: bool = True, check_fs: bool = True
+        self,
+        url: str | None = None,
+        *,
+        create: bool = True,
+        check_fs: bool = True,
+        readonly: bool = False,
+        check: bool | None = None,
     ) -> None:
+        """`readonly`: never write (SQLite `mode=ro`), for the read commands; `check` (default:
+        with `readonly`) refuses a SQLite file that fails `quick_check`."""
         self.url = resolve_url(url)
-        self.engine = open_engine(self.url, create=create, check_fs=check_fs)
+        self.engine = open_engine(
+            self.url,
+            create=create,
+            check_fs=check_fs,
+            readonly=readonly,
+            check=readonly if check is None else check,
+        )
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -508,10 +602,13 @@ class Ledger:
             conds.append(mt.c.tournament == tournament)
         return self._update_unlocked(conds, _UNCLAIMED)
 
-    def release(self, worker: str) -> int:
+    def release(self, worker: str, tournament: str | None = None) -> int:
         """Give back every claim `worker` still holds (it is stopping): pending again at once."""
         mt = MatchRow.__table__
-        return self._update_unlocked([mt.c.worker == worker, mt.c.status == RUNNING], _UNCLAIMED)
+        conds = [mt.c.worker == worker, mt.c.status == RUNNING]
+        if tournament is not None:
+            conds.append(mt.c.tournament == tournament)
+        return self._update_unlocked(conds, _UNCLAIMED)
 
     def take_back_dead(self, tournament: str | None) -> int:
         """Return to pending at once the claims of workers on this host whose process is gone.

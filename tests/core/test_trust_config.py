@@ -113,7 +113,11 @@ def test_unsafe_tournament_names_are_refused(name, tmp_path, capsys) -> None:
 
 
 def _toml_str(s: str) -> str:
-    return '"' + "".join(c if c.isprintable() and c not in '"\\' else f"\\u{ord(c):04x}" for c in s) + '"'
+    return (
+        '"'
+        + "".join(c if c.isprintable() and c not in '"\\' else f"\\u{ord(c):04x}" for c in s)
+        + '"'
+    )
 
 
 def test_unsafe_player_names_are_refused(tmp_path, capsys) -> None:
