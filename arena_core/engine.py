@@ -50,6 +50,7 @@ from arena_core.match import CallPolicy, Match
 from arena_core.ratings import PlayerRating, RatingBook, outcome
 from arena_core.registry import Registry
 from arena_core.schedule import build_matches, sample_items
+from arena_core.textsafe import redact
 from arena_core.types import Item, Verdict
 
 
@@ -795,8 +796,9 @@ class Tournament:
                 status=FAILED,
                 started_at=started,
                 finished_at=now(),
-                error=f"{type(exc).__name__}: {exc}",
-                tb=traceback.format_exc(),
+                # An API key a provider echoes back (a 401 body) is never stored.
+                error=redact(f"{type(exc).__name__}: {exc}"),
+                tb=redact(traceback.format_exc()),
             )
         return Result(
             row=row,

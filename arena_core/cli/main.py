@@ -207,6 +207,13 @@ def _cell(text: object) -> str:
     return markup(text, newlines=False)
 
 
+def _json_line(record: Any) -> str:
+    """One JSON record with known secrets redacted (JSON escapes controls already)."""
+    from arena_core.textsafe import redact
+
+    return redact(json.dumps(record, default=str)) or ""
+
+
 def _out(text: str, dest: str | None) -> None:
     if dest and dest != "-":
         Path(dest).write_text(text, encoding="utf-8")
@@ -430,7 +437,7 @@ def cmd_matches(args: argparse.Namespace) -> int:
     if args.format == "json":
         for m in rows:
             print(
-                json.dumps(
+                _json_line(
                     {
                         "id": m.id,
                         "tournament": m.tournament,
@@ -582,13 +589,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     records = export_matches(ledger, tournament=args.tournament, status=args.status)
     if args.out == "-":
         for rec in records:
-            sys.stdout.write(json.dumps(rec, default=str) + "\n")
+            sys.stdout.write(_json_line(rec) + "\n")
         return 0
     tmp = Path(args.out + ".tmp")
     n = 0
     with tmp.open("w", encoding="utf-8") as fh:
         for rec in records:
-            fh.write(json.dumps(rec, default=str) + "\n")
+            fh.write(_json_line(rec) + "\n")
             n += 1
     os.replace(tmp, args.out)  # never a half-written export
     print(f"wrote {n} match(es) to {args.out}", file=sys.stderr)
