@@ -15,7 +15,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from arena_core.errors import ConfigError, UsageError, suggest
 from arena_core.registry import Registry
@@ -40,11 +40,11 @@ class TournamentSection(_Section):
     timeout: float = Field(
         60.0, gt=0, le=86_400, allow_inf_nan=False, description="seconds per agent or judge call"
     )
-    retries: int = Field(2, ge=0, le=100, description="extra tries per call after a failure")
+    retries: int = Field(2, ge=0, le=20, description="extra tries per call after a failure")
     backoff: float = Field(
         0.5,
         ge=0,
-        le=3_600,
+        le=60,
         allow_inf_nan=False,
         description="first retry delay in seconds, doubled each try",
     )
@@ -83,11 +83,28 @@ class RatingsSection(_Section):
     pool: str | None = Field(None, min_length=1, max_length=100, pattern=f"^{NAME_PATTERN}$")
     # TrueSkill divides by sigma and beta and squares tau: bounds keep every update finite.
     mu: float = Field(25.0, ge=-1e6, le=1e6, allow_inf_nan=False)
-    sigma: float = _rating(25.0 / 3, 0, 1e4)
-    beta: float = _rating(25.0 / 6, 0, 1e4)
+    sigma: float = _rating(25.0 / 3, 1e-3, 1e4, strict_lo=False)
+    beta: float = _rating(25.0 / 6, 1e-3, 1e4, strict_lo=False)
     tau: float = _rating(25.0 / 300, 0, 1e3, strict_lo=False)
     # > 0 because judges can be undecided: with 0, trueskill widens sigma on every draw.
     draw_probability: float = Field(0.1, ge=0, lt=1, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _trueskill_can_rate(self) -> RatingsSection:
+        """Rate a win and a draw with these settings now, so that no combination the bounds
+        allow fails at the first rating write, after matches were played."""
+        from arena_core.ratings import RatingBook
+
+        book = RatingBook.create("probe", self.model_dump())
+        try:
+            book.update("a", "b", "a")
+            book.update("a", "b", None)
+            book.update("a", "b", "b")
+        except (ArithmeticError, ValueError) as exc:
+            raise ValueError(f"TrueSkill cannot rate with these settings: {exc}") from None
+        if not all(math.isfinite(v) for r in book.players.values() for v in (r.mu, r.sigma)):
+            raise ValueError("TrueSkill cannot rate with these settings: ratings overflow")
+        return self
 
 
 class RawConfig(_Section):

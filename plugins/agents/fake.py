@@ -77,7 +77,7 @@ class DeterministicOptions(BaseModel):
         return check_template(v)
 
     delay: float = Field(
-        0.0, ge=0, description="seconds to wait per call (a latency-bound backend)"
+        0.0, ge=0, le=3600, description="seconds to wait per call (a latency-bound backend)"
     )
 
 
@@ -96,7 +96,7 @@ class DeterministicAgent(Agent):
 class RandomOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quotes: int = Field(2, ge=0, description="random passage sentences quoted per speech")
+    quotes: int = Field(2, ge=0, le=1000, description="random passage sentences quoted per speech")
     fabricate: float = Field(0.0, ge=0, le=1, description="chance each quote is made up")
 
 
@@ -184,7 +184,7 @@ class FaultyOptions(BaseModel):
     fail_rate: float = Field(0.0, ge=0, le=1, description="chance a call raises")
     hang_rate: float = Field(0.0, ge=0, le=1, description="chance a call hangs (hits the timeout)")
     garbage_rate: float = Field(0.0, ge=0, le=1, description="chance a call returns an empty reply")
-    hang_seconds: float = Field(3600.0, gt=0)
+    hang_seconds: float = Field(3600.0, gt=0, le=86_400)
     text: str = "I maintain that the answer is: {answer}."
 
     @field_validator("text")

@@ -56,6 +56,7 @@ def test_rating_numbers_are_bounded(table, line, key, tmp_path, capsys) -> None:
     [
         ("backoff = 0", "backoff = inf", "backoff"),
         ("backoff = 0", "backoff = 1e9", "backoff"),
+        ("retries = 1", "retries = 1000", "retries"),
         ("seed = 7", "seed = true", "seed"),
         ("seed = 7", "seed = -1", "seed"),
         ("seed = 7", 'seed = "7"', "seed"),
