@@ -629,7 +629,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from arena_core.reports.tournament import report_command
+    from arena_core.cli.reports import report_command
 
     return report_command(args)
 

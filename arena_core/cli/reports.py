@@ -16,23 +16,24 @@ def print_tables(reports: Sequence[TournamentReport]) -> None:
     from rich.table import Table
 
     from arena_core.reports.tournament import QUOTE_HEADERS, metric_rows, quote_rows
+    from arena_core.textsafe import markup  # names and ids are untrusted: no markup, no controls
 
     console = Console(width=None if sys.stdout.isatty() else 160)
     t = Table(title="Judge metrics")
     t.add_column("metric")
     for r in reports:
-        t.add_column(r.tournament, justify="right")
+        t.add_column(markup(r.tournament), justify="right")
     for row in metric_rows(reports):
-        t.add_row(*row)
+        t.add_row(*(markup(c, newlines=False) for c in row))
     console.print(t)
     for r in reports:
         if not r.quotes:
             continue
-        q = Table(title=f"Quotes per player — {r.tournament}")
+        q = Table(title=markup(f"Quotes per player — {r.tournament}"))
         for h in QUOTE_HEADERS:
             q.add_column(h, justify="left" if h == "player" else "right")
         for row in quote_rows(r):
-            q.add_row(*row)
+            q.add_row(*(markup(c, newlines=False) for c in row))
         console.print(q)
 
 
@@ -42,7 +43,7 @@ def report_command(args: argparse.Namespace) -> int:
     from arena_core.ledger import Ledger
     from arena_core.reports.tournament import to_json, to_markdown, tournament_report
 
-    ledger = Ledger(args.ledger, create=False)
+    ledger = Ledger(args.ledger, create=False, readonly=True)
     try:
         names = args.tournament or [t.name for t in ledger.tournaments()]
         if not names:

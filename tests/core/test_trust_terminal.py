@@ -73,13 +73,14 @@ def test_evil_ids_speeches_and_names_print_safely(tmp_path, capsys) -> None:
     # A player name from an older ledger (names are checked only at config time now).
     con = sqlite3.connect(db)
     con.execute("UPDATE rating SET player = ? WHERE player = 'a'", (EVIL,))
+    con.execute("UPDATE turn SET player = ? WHERE player = 'b'", (EVIL,))
     con.commit()
     con.close()
-    for argv in (["matches"], ["leaderboard"], ["leaderboard", "--no-bt"]):
+    for argv in (["matches"], ["leaderboard"], ["leaderboard", "--no-bt"], ["report"]):
         assert main([*argv, "--ledger", url]) == 0
         out = capsys.readouterr().out
         _clean(out)
-        assert "[/]" in out  # shown literally
+        assert "[/]" in out, argv  # shown literally
     assert main(["matches", "--ledger", url, "--format", "json"]) == 0
     first = json.loads(capsys.readouterr().out.splitlines()[0])
     assert main(["show", first["id"], "--ledger", url]) == 0
