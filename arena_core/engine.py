@@ -622,7 +622,7 @@ class Tournament:
             ledger.release(me, cfg.name)
             ledger.take_back_dead(cfg.name)
             ledger.take_back(cfg.name, stale_after)
-            todo = ledger.claim(cfg.name, me, None)
+            todo = ledger.claim_all(cfg.name, me)
             summary.to_play = len(todo)
             for row in todo:
                 queue.put_nowait(row)
