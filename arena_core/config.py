@@ -15,11 +15,18 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from arena_core.errors import ConfigError, UsageError, suggest
 from arena_core.registry import Registry
-from arena_core.textsafe import NAME_PATTERN, name_problem
+from arena_core.textsafe import NAME_PATTERN, label_problem, name_problem
 
 
 class _Section(BaseModel):
@@ -64,9 +71,18 @@ class JudgeSection(_Section):
 
 
 class PlayerSection(_Section):
-    name: str = _NAME_FIELD
+    # Shown in tables and reports (escaped there), never a path: any printable text.
+    name: str = Field(min_length=1, max_length=100)
     agent: str
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, v: str) -> str:
+        problem = label_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
 
 class ScheduleSection(_Section):

@@ -37,6 +37,20 @@ def name_problem(name: str) -> str | None:
     )
 
 
+def label_problem(label: str) -> str | None:
+    """Why `label` (a player name: shown, never used as a path) is refused, or None.
+
+    Any printable text is fine, markup included, since every output escapes it; control
+    characters and bidirectional overrides are not, since they change what a reader sees.
+    """
+    if _CONTROL_NL.search(label) or label != label.strip():
+        return (
+            f"{visible(label, newlines=False)!r} is not a valid name: no control characters "
+            f"and no leading or trailing spaces"
+        )
+    return None
+
+
 def _escape_char(m: re.Match[str]) -> str:
     code = ord(m.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

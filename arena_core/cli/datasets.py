@@ -22,7 +22,8 @@ EXIT_USAGE = 2
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The `datasets` subcommand's arguments (shared by the arena CLI and `datasets_command`)."""
-    p.add_argument("--json", action="store_true", help="list as JSON")
+    p.add_argument("--json", action="store_true", help="list as JSON (same as --format json)")
+    p.add_argument("--format", choices=["table", "json"], default="table", dest="list_format")
     sub = p.add_subparsers(dest="datasets_action", metavar="ACTION")
     s = sub.add_parser("show", help="preview the first items of a dataset")
     s.add_argument("name", help="a dataset plugin (see `arena datasets`)")
@@ -41,6 +42,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0)")
     s.add_argument("--pairs", action="store_true", help="preview preference pairs, not items")
     s.add_argument("--json", action="store_true", help="one JSON object per item")
+    s.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        dest="show_format",
+        help="json: same as --json",
+    )
 
 
 def parse_option(text: str) -> tuple[list[str], Any]:
@@ -187,6 +195,8 @@ def _print_pair(k: int, pair: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch a parsed `arena datasets` command; UsageError propagates (exit 2 in the CLI)."""
+    formats = (getattr(args, "list_format", None), getattr(args, "show_format", None))
+    args.json = bool(getattr(args, "json", False)) or "json" in formats  # one spelling: --format
     if getattr(args, "datasets_action", None) == "show":
         return show_dataset(args)
     return list_datasets(args.json)

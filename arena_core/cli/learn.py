@@ -76,7 +76,9 @@ def add_learn_arguments(p: argparse.ArgumentParser) -> None:
         "--register-as", metavar="NAME", help="the new player's name (default: <base>-<learner>-N)"
     )
     out.add_argument("--out", metavar="DIR", help="checkpoint directory (default: models/NAME)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only the result line")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress; print only the final result line"
+    )
 
 
 def add_loop_arguments(p: argparse.ArgumentParser) -> None:
@@ -84,7 +86,9 @@ def add_loop_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="loop TOML file (e.g. tournaments/iterative-dpo.toml)")
     p.add_argument("--ledger", metavar="URL", help=LEDGER_HELP)
     p.add_argument("--iterations", type=int, help="override [loop] iterations (extend a loop)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress; print only the final lineage table"
+    )
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -259,7 +263,7 @@ def model_command(args: argparse.Namespace) -> int:
     if kind not in builders:
         raise UsageError(
             f"no model builder '{kind}'{suggest(kind, builders)} (known: "
-            f"{', '.join(sorted(builders)) or 'none: install arena[hf]'}; builders are "
+            f"{', '.join(sorted(builders)) or 'none: install arena-debate[hf]'}; builders are "
             f"entry points of the group '{MODEL_GROUP}')"
         )
     build = builders[kind]

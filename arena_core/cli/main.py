@@ -16,6 +16,7 @@ from typing import Any
 
 from arena_core.cli import cluster as cluster_args  # argparse only: `arena --help` stays fast
 from arena_core.cli import learn as learn_args
+from arena_core.cli import views
 
 EXIT_USAGE = 2
 
@@ -32,8 +33,14 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         help="a tournament to report (repeatable: printed side by side; default: all)",
     )
-    p.add_argument("--format", choices=["table", "md", "json"], default="table")
+    p.add_argument(
+        "--format",
+        choices=["table", "md", "json"],
+        default="table",
+        help="json: everything the HTML report shows",
+    )
     p.add_argument("--out", help="write to this file instead of stdout")
+    p.add_argument("--html", metavar="DIR", help="write the static HTML report into DIR")
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
@@ -85,12 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="play failed matches again too")
     p.add_argument("--concurrency", type=int, help="override [tournament] concurrency")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only the final summary line")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress; print only the final result line"
+    )
+    p.add_argument("--format", choices=["table", "json"], default="table", help="the final result")
     cluster_args.add_run_arguments(p)  # --workers N, --executor slurm and the SLURM flags
 
     p = sub.add_parser("leaderboard", help="ratings of a pool (TrueSkill and Bradley-Terry)")
     _ledger_arg(p)
-    p.add_argument("--pool", help="rating pool (default: the latest tournament's)")
+    p.add_argument(
+        "--pool",
+        help="rating pool: the tournaments rated together (default: the latest tournament's)",
+    )
+    p.add_argument("--tournament", help="the pool this tournament counts in (`arena tournaments`)")
     p.add_argument("--format", choices=["table", "md", "csv", "json"], default="table")
     p.add_argument("--out", help="write to this file instead of stdout")
     p.add_argument("--no-bt", action="store_true", help="skip the Bradley-Terry fit")
@@ -100,16 +114,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tournament")
     p.add_argument("--status", choices=["pending", "running", "done", "failed"])
     p.add_argument("--player")
-    p.add_argument("--limit", type=int, default=50, help="at most this many rows (0: all)")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument(
+        "--limit", type=int, help="at most this many (0: all; default: 50 in a table, else all)"
+    )
+    p.add_argument(
+        "--format",
+        choices=["table", "json", "csv"],
+        default="table",
+        help="json: one object per line",
+    )
 
     p = sub.add_parser("show", help="one match: transcript and verdict")
     _ledger_arg(p)
     p.add_argument("match_id", help="a match id or a unique prefix of one")
+    p.add_argument("--format", choices=["table", "json"], default="table")
 
     p = sub.add_parser("plugins", help="every registered plugin, its origin and options")
     p.add_argument("--kind", choices=["protocol", "agent", "judge", "learner", "dataset"])
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--json", action="store_true", help="same as --format json")
 
     p = sub.add_parser(
         "datasets", help="dataset plugins and their options; preview one with `show`"
@@ -143,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--pool", help="pool (default: every pool)")
     cluster_args.add_commands(sub)  # worker, ledger merge|upgrade, slurm submit
     learn_args.add_commands(sub)  # learn, loop, model tiny
+    views.add_commands(sub)  # tournaments, view, completion
     return parser
 
 
@@ -162,6 +186,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(COMMANDS[args.command](args) or 0)
     except UsageError as exc:
         print(f"arena: error: {_plain(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        hint = views.missing_extra_message(exc)
+        if hint is None:
+            raise
+        print(f"arena: error: {hint}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("arena: interrupted", file=sys.stderr)
@@ -284,7 +314,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         bar.start()
     else:
-        progress = None  # type: ignore[assignment]
+        quiet = args.quiet or args.no_progress or args.format == "json"
+        progress = None if quiet else views.ProgressLines(cfg.name)  # type: ignore[assignment]
     from arena_core.engine import sigterm_as_interrupt
 
     try:
@@ -329,7 +360,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     for note in _held_notes(summary):
         print(note, file=sys.stderr)
-    if args.quiet:
+    if args.format == "json":
+        from arena_core.cli.views import run_result
+
+        js = judge_stats(ledger, cfg.name)
+        rows = leaderboard(ledger, cfg.pool)
+        print(json.dumps(run_result(cfg.name, cfg.pool, summary, counts, rows, js), indent=2))
+    elif args.quiet:
         print(line)
     else:
         rows = leaderboard(ledger, cfg.pool)
@@ -368,26 +405,17 @@ def _held_notes(summary: Any, stale_after: float = 60.0) -> list[str]:
     for worker, n, beat in getattr(summary, "held_elsewhere", []):
         notes.append(
             f"arena: {n} match(es) of '{_plain(summary.tournament)}' are running under another "
-            f"process, {_plain(worker)} (last heartbeat {_age(beat)}); they go back to pending "
-            f"when it stops, or {stale_after:.0f}s after its last heartbeat if it died: run "
-            f"the same command again then (see `arena matches --status running`)"
+            f"process, {_plain(worker)} (last heartbeat {views.age(beat)}); they go back to "
+            f"pending when it stops, or {stale_after:.0f}s after its last heartbeat if it died: "
+            f"run the same command again then (see `arena matches --status running`)"
         )
     return notes
 
 
 def _print_table(rows: Sequence[Any], title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     from arena_core.reports.leaderboard import HEADERS, table_cells
 
-    t = Table(title=_cell(title))
-    for h in HEADERS[:-1]:
-        t.add_column(h, justify="left" if h == "player" else "right")
-    for cells in table_cells(rows):
-        t.add_row(*(_cell(c) for c in cells))
-    # Outside a terminal rich assumes 80 columns and would elide player names.
-    Console(width=None if sys.stdout.isatty() else 160).print(t)
+    views.emit([views.SHORT.get(h, h) for h in HEADERS[:-1]], list(table_cells(rows)), title=title)
 
 
 def _default_pool(ledger: Any, pool: str | None) -> str:
@@ -412,7 +440,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from arena_core.reports.leaderboard import leaderboard, to_csv, to_json, to_markdown
 
     ledger = Ledger(args.ledger, create=False, readonly=True)
-    pool = _default_pool(ledger, args.pool)
+    if args.tournament and args.pool:
+        from arena_core.errors import UsageError
+
+        raise UsageError("give --pool or --tournament, not both")
+    pool = ledger.tournament(args.tournament).pool if args.tournament else args.pool
+    pool = _default_pool(ledger, pool)
     rows = leaderboard(ledger, pool, bt=not args.no_bt)
     if args.format == "table" and not args.out:
         _print_table(rows, title=f"Leaderboard — pool '{pool}'")
@@ -426,68 +459,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_matches(args: argparse.Namespace) -> int:
-    from arena_core.ledger import Ledger
-
-    ledger = Ledger(args.ledger, create=False, readonly=True)
-    if args.tournament:
-        ledger.tournament(args.tournament)
-    rows = ledger.matches(
-        tournament=args.tournament, status=args.status, player=args.player, limit=args.limit or None
-    )
-    if args.format == "json":
-        for m in rows:
-            print(
-                _json_line(
-                    {
-                        "id": m.id,
-                        "tournament": m.tournament,
-                        "status": m.status,
-                        "item": m.item_id,
-                        "seats": m.seats,
-                        "attempts": m.attempts,
-                        "error": m.error,
-                    }
-                )
-            )
-        return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=f"{len(rows)} match(es)")
-    for col in ("id", "tournament", "item", "seats", "status", "tries", "error"):
-        t.add_column(col, overflow="fold")
-    for m in rows:
-        seats = " vs ".join(f"{s}:{p}" for s, p in m.seats.items())
-        status = m.status
-        if m.status == "running" and m.worker:
-            status += f" ({m.worker}, heartbeat {_age(m.heartbeat_at)})"
-        t.add_row(
-            *(
-                _cell(c)
-                for c in (
-                    m.id[:12],
-                    m.tournament,
-                    m.item_id,
-                    seats,
-                    status,
-                    str(m.attempts),
-                    (m.error or "")[:80],
-                )
-            )
-        )
-    Console().print(t)
-    return 0
-
-
-def _age(when: Any) -> str:
-    """'12s ago' for a stored timestamp (naive ones are UTC, as SQLite returns them)."""
-    from datetime import UTC, datetime
-
-    if when is None:
-        return "never"
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return f"{(datetime.now(UTC) - when).total_seconds():.0f}s ago"
+    return views.matches_command(args)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -498,6 +470,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     from arena_core.textsafe import markup as escape  # markup escaped, controls made visible
 
     ledger = Ledger(args.ledger, create=False, readonly=True)
+    if args.format == "json":
+        sys.stdout.write(views.show_json(ledger, args.match_id))
+        return 0
     m = ledger.get_match(args.match_id)
     con = Console()
     item = m.item
@@ -547,7 +522,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
     registry = get_registry()
     entries = [e for e in registry if not args.kind or e.kind == args.kind]
-    if args.json:
+    if args.json or args.format == "json":
         print(
             json.dumps(
                 [
@@ -635,7 +610,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_pairs(args: argparse.Namespace) -> int:
-    from arena_core.learning.pairs import pairs_export_command
+    from arena_core.cli.pairs import pairs_export_command
 
     return pairs_export_command(args)
 
@@ -657,6 +632,7 @@ COMMANDS = {
     "loop": learn_args.loop_command,
     "model": learn_args.model_command,
     "pairs": cmd_pairs,
+    **views.COMMANDS,
 }
 
 if __name__ == "__main__":

@@ -129,7 +129,9 @@ def import_sdk(name: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        raise ImportError(f"the {name} agent needs its SDK: pip install 'arena[api]'") from exc
+        raise ImportError(
+            f"the {name} agent needs its SDK: pip install 'arena-debate[api]'"
+        ) from exc
 
 
 def http_client_class(sdk: Any, transport: str) -> Any:

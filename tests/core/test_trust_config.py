@@ -121,7 +121,18 @@ def _toml_str(s: str) -> str:
     )
 
 
-def test_unsafe_player_names_are_refused(tmp_path, capsys) -> None:
-    text = config_text().replace('name = "random"', 'name = "[link=https://x.example]r[/link]"')
+@pytest.mark.parametrize("name", ["r\x1b[2J", "r\u202eevil", " r", "a\nb"])
+def test_player_names_with_controls_are_refused(name, tmp_path, capsys) -> None:
+    text = config_text().replace('name = "random"', "name = " + _toml_str(name))
     err = _refused(text, tmp_path, capsys)
-    assert "[players]" in err and "key 'name'" in err
+    assert "[players]" in err and "key 'name'" in err and "\x1b" not in err
+
+
+def test_player_names_may_look_like_markup(write_config) -> None:
+    """Player names are labels, escaped wherever shown (tables, HTML), never paths."""
+    from arena_core.config import load_config
+    from arena_core.plugins import get_registry
+
+    text = config_text().replace('name = "random"', 'name = "<b>x</b> [link=https://e.x]r[/link]"')
+    cfg = load_config(write_config(text), get_registry())
+    assert cfg.raw.players[-1].name.startswith("<b>x</b>")

@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 
 from arena_core.cli.main import main
+from arena_core.config import load_config
+from arena_core.engine import Tournament
 from arena_core.ledger import DONE, Ledger
 from arena_core.ledger import store as ledger_store
+from arena_core.plugins import get_registry
 from arena_core.ratings import pool_settings, recompute
 from tests.conftest import config_text
 
@@ -33,15 +36,21 @@ def _no_traceback(err: str) -> None:
 def test_disk_full_is_exit_2_and_keeps_finished_matches(tmp_path, monkeypatch, capsys) -> None:
     db = tmp_path / "l.db"
     url = f"sqlite:///{db}"
-    assert _run(tmp_path, url, "small", limit=1) == 0
+    cfg = tmp_path / "big.toml"
+    cfg.write_text(config_text(name="big", limit=40), encoding="utf-8")
+    reg = get_registry()
+    ledger = Ledger(url)
+    Tournament(load_config(cfg, reg), reg).schedule(ledger)  # the schedule fits ...
+    ledger.close()
     con = sqlite3.connect(db)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     pages = con.execute("PRAGMA page_count").fetchone()[0]
     con.close()
     plain = ledger_store._sqlite_pragmas
 
-    def capped(dbapi_conn, record) -> None:  # SQLITE_FULL after ~600 more pages
+    def capped(dbapi_conn, record) -> None:  # ... and ~150 pages more of results
         plain(dbapi_conn, record)
-        dbapi_conn.execute(f"PRAGMA max_page_count={pages + 600}")
+        dbapi_conn.execute(f"PRAGMA max_page_count={pages + 150}")
 
     monkeypatch.setattr(ledger_store, "_sqlite_pragmas", capped)
     capsys.readouterr()
