@@ -143,3 +143,44 @@ def test_not_a_database_is_a_clear_error(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     _no_traceback(err)
     assert "damaged" in err
+
+
+def _chattr(flag: str, path: Path) -> bool:
+    import subprocess
+
+    try:
+        return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def test_an_immutable_ledger_is_read_but_not_written(tmp_path, capsys) -> None:
+    db = tmp_path / "l.db"
+    url = f"sqlite:///{db}"
+    assert _run(tmp_path, url) == 0
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    if not _chattr("+i", db):
+        pytest.skip("chattr +i is not permitted here")
+    try:
+        capsys.readouterr()
+        assert main(["leaderboard", "--ledger", url]) == 0  # read-only open
+        # Another process, as an operator would run it (this one still holds the first run's
+        # connections, whose WAL could take a few more writes).
+        import subprocess
+        import sys
+
+        cfg = tmp_path / "other.toml"
+        cfg.write_text(config_text(name="other", limit=1), encoding="utf-8")
+        code = "import sys; from arena_core.cli.main import main; sys.exit(main(sys.argv[1:]))"
+        proc = subprocess.run(
+            [sys.executable, "-c", code, "run", str(cfg), "--ledger", url, "-q"],
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 2, proc.stderr
+        _no_traceback(proc.stderr)
+        assert "cannot be written" in proc.stderr
+    finally:
+        _chattr("-i", db)
