@@ -13,6 +13,7 @@ heartbeating loses its claims to whoever takes them back. The schema is versione
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -199,9 +200,10 @@ def open_engine(
             warn_if_network_fs(path)
     engine = raw_engine(url, readonly=readonly)
     try:
-        if check and path is not None:
-            check_integrity(engine, url)
-        prepare_schema(engine, create=create and not readonly)
+        with creation_lock(path if create and not readonly else None):
+            if check and path is not None:
+                check_integrity(engine, url)
+            prepare_schema(engine, create=create and not readonly)
     except UsageError:
         engine.dispose()
         raise
@@ -211,6 +213,33 @@ def open_engine(
             explain_db_error(exc, url) or f"cannot open ledger {url!r}: {exc}"
         ) from None
     return engine
+
+
+@contextlib.contextmanager
+def creation_lock(path: str | None) -> Iterator[None]:
+    """Hold an exclusive lock on the ledger's folder while the first connection is made.
+
+    The first connection of a new file switches it to WAL, which needs SQLite's exclusive lock;
+    two processes doing so at once can deadlock inside SQLite, which answers "database is
+    locked" at once instead of waiting. A `flock` on the folder (no extra file) makes openers
+    of a new ledger take turns; once the file is in WAL mode the switch is a no-op. Not on
+    Windows or where the folder cannot be locked: then SQLite's own locks are all there is.
+    """
+    if path is None:
+        yield
+        return
+    try:
+        import fcntl
+
+        fd = os.open(os.path.dirname(os.path.abspath(path)) or ".", os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def check_integrity(engine: Engine, url: str) -> None:
