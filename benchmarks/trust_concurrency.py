@@ -160,22 +160,30 @@ def wait_done(url: str, name: str, n: int, proc: subprocess.Popen[bytes]) -> Non
 
 def kill_workers(tmp: Path, limit: int) -> dict[str, Any]:
     url = f"sqlite:///{tmp / 'workers.db'}"
-    (tmp / "t.toml").write_text(config("t", limit))
+    (tmp / "t.toml").write_text(config("t", 2 * limit))  # long enough to be cut mid-way
     parent = spawn("run", str(tmp / "t.toml"), "--ledger", url, "-q", "--workers", "4")
     wait_done(url, "t", 30, parent)
     kids = psutil.Process(parent.pid).children(recursive=True)
+    done_at_kill = counts(url, "t").get("done", 0)
     parent.kill()
     parent.wait()
-    _gone, alive = psutil.wait_procs(kids, timeout=20)
+    t0 = time.monotonic()
+    gone, alive = psutil.wait_procs(kids, timeout=10)
+    exit_s = round(time.monotonic() - t0, 2) if gone and not alive else None
+    during = counts(url, "t")  # orphans, if any, are still playing
     for p in alive:
         p.kill()
+    psutil.wait_procs(alive, timeout=10)
     after = counts(url, "t")
     rerun = spawn("run", str(tmp / "t.toml"), "--ledger", url, "-q")
     rerun.communicate(timeout=600)
     worst, wld = drift(url, "t")
     return {
         "workers": len(kids),
-        "orphans_after_20s": len(alive),
+        "orphans_after_10s": len(alive),
+        "workers_gone_after_s": exit_s,
+        "done_at_kill": done_at_kill,
+        "done_10s_after_kill": during.get("done", 0),
         "running_after_kill": after.get("running", 0),
         "rerun_exit": rerun.returncode,
         "final": counts(url, "t"),
