@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import signal
 import subprocess
 import sys
@@ -22,7 +23,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import psutil
 from sqlalchemy import text
 
 from arena_core.ledger import Ledger
@@ -68,6 +68,42 @@ def spawn(*argv: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
+
+
+def children(pid: int) -> list[int]:
+    """Every descendant of `pid` (Linux /proc; no psutil dependency)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        kids = parents.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_gone(pids: list[int], timeout: float) -> list[int]:
+    """Wait up to `timeout` s for the processes to end; those still alive."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.05)
+    return [p for p in pids if alive(p)]
 
 
 def drift(url: str, pool: str) -> tuple[float, int]:
@@ -163,24 +199,24 @@ def kill_workers(tmp: Path, limit: int) -> dict[str, Any]:
     (tmp / "t.toml").write_text(config("t", 2 * limit))  # long enough to be cut mid-way
     parent = spawn("run", str(tmp / "t.toml"), "--ledger", url, "-q", "--workers", "4")
     wait_done(url, "t", 30, parent)
-    kids = psutil.Process(parent.pid).children(recursive=True)
+    kids = children(parent.pid)
     done_at_kill = counts(url, "t").get("done", 0)
     parent.kill()
     parent.wait()
     t0 = time.monotonic()
-    gone, alive = psutil.wait_procs(kids, timeout=10)
-    exit_s = round(time.monotonic() - t0, 2) if gone and not alive else None
+    left = wait_gone(kids, 10)
+    exit_s = round(time.monotonic() - t0, 2) if kids and not left else None
     during = counts(url, "t")  # orphans, if any, are still playing
-    for p in alive:
-        p.kill()
-    psutil.wait_procs(alive, timeout=10)
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    wait_gone(left, 10)
     after = counts(url, "t")
     rerun = spawn("run", str(tmp / "t.toml"), "--ledger", url, "-q")
     rerun.communicate(timeout=600)
     worst, wld = drift(url, "t")
     return {
         "workers": len(kids),
-        "orphans_after_10s": len(alive),
+        "orphans_after_10s": len(left),
         "workers_gone_after_s": exit_s,
         "done_at_kill": done_at_kill,
         "done_10s_after_kill": during.get("done", 0),

@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import psutil
 import pytest
 from sqlalchemy import text
 
@@ -29,6 +28,7 @@ from arena_core.ledger import DONE, PENDING, RUNNING, Ledger, now
 from arena_core.match import CallPolicy
 from arena_core.plugins import get_registry
 from arena_core.ratings import RatingBook, pool_settings, recompute
+from benchmarks.trust_concurrency import children, wait_gone
 from tests.conftest import config_text
 
 SLOW = """
@@ -170,12 +170,11 @@ def test_killed_workers_run_leaves_no_orphans_and_a_rerun_finishes(tmp_path) -> 
     path = _cfg(tmp_path, "t", limit=12)
     parent = _spawn("run", str(path), "--ledger", url, "-q", "--workers", "2")
     _wait_done(url, 10, parent)
-    children = psutil.Process(parent.pid).children(recursive=True)
-    assert children, "run --workers started no workers"
+    kids = children(parent.pid)
+    assert kids, "run --workers started no workers"
     parent.kill()
     parent.wait()
-    _gone, alive = psutil.wait_procs(children, timeout=30)
-    assert not alive, "workers outlived their SIGKILLed parent"
+    assert not wait_gone(kids, 30), "workers outlived their SIGKILLed parent"
     partial = Ledger(url, create=False).counts("t")
     assert partial.get(DONE, 0) < 144
     assert not partial.get(RUNNING), "workers stopped by SIGTERM release their claims"
