@@ -8,34 +8,58 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from arena_core.errors import ConfigError, UsageError, suggest
 from arena_core.registry import Registry
+from arena_core.textsafe import NAME_PATTERN, label_problem, name_problem
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a string is not a number or a bool, a bool is not a number; every number below is
+    # bounded, so that nothing a config says can overflow TrueSkill or exhaust memory mid-run.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+_NAME_FIELD = Field(min_length=1, max_length=100, pattern=f"^{NAME_PATTERN}$")
 
 
 class TournamentSection(_Section):
-    name: str = Field(min_length=1)
+    name: str = _NAME_FIELD
     protocol: str
-    seed: int = 0
-    concurrency: int = Field(32, ge=1)
-    repetitions: int = Field(1, ge=1)
-    timeout: float = Field(60.0, gt=0, description="seconds per agent or judge call")
-    retries: int = Field(2, ge=0, description="extra tries per call after a failure")
-    backoff: float = Field(0.5, ge=0, description="first retry delay in seconds, doubled each try")
+    seed: int = Field(0, ge=0, lt=2**63)
+    concurrency: int = Field(32, ge=1, le=10_000)
+    repetitions: int = Field(1, ge=1, le=10_000)
+    timeout: float = Field(
+        60.0, gt=0, le=86_400, allow_inf_nan=False, description="seconds per agent or judge call"
+    )
+    retries: int = Field(2, ge=0, le=20, description="extra tries per call after a failure")
+    backoff: float = Field(
+        0.5,
+        ge=0,
+        le=60,
+        allow_inf_nan=False,
+        description="first retry delay in seconds, doubled each try",
+    )
 
 
 class DatasetSection(_Section):
     plugin: str
-    limit: int | None = Field(None, ge=1)
+    limit: int | None = Field(None, ge=1, le=100_000_000)
     split: str | None = None
     shuffle: bool = True
     options: dict[str, Any] = Field(default_factory=dict)
@@ -47,9 +71,18 @@ class JudgeSection(_Section):
 
 
 class PlayerSection(_Section):
-    name: str = Field(min_length=1)
+    # Shown in tables and reports (escaped there), never a path: any printable text.
+    name: str = Field(min_length=1, max_length=100)
     agent: str
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, v: str) -> str:
+        problem = label_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
 
 class ScheduleSection(_Section):
@@ -57,14 +90,37 @@ class ScheduleSection(_Section):
     red: str | None = None  # the red corner's player name, for red-blue
 
 
+def _rating(default: float, lo: float, hi: float, *, strict_lo: bool = True) -> Any:
+    bound = {"gt": lo} if strict_lo else {"ge": lo}
+    return Field(default, le=hi, allow_inf_nan=False, **bound)
+
+
 class RatingsSection(_Section):
-    pool: str | None = None  # default: the tournament's name
-    mu: float = 25.0
-    sigma: float = 25.0 / 3
-    beta: float = 25.0 / 6
-    tau: float = 25.0 / 300
+    pool: str | None = Field(None, min_length=1, max_length=100, pattern=f"^{NAME_PATTERN}$")
+    # TrueSkill divides by sigma and beta and squares tau: bounds keep every update finite.
+    mu: float = Field(25.0, ge=-1e6, le=1e6, allow_inf_nan=False)
+    sigma: float = _rating(25.0 / 3, 1e-3, 1e4, strict_lo=False)
+    beta: float = _rating(25.0 / 6, 1e-3, 1e4, strict_lo=False)
+    tau: float = _rating(25.0 / 300, 0, 1e3, strict_lo=False)
     # > 0 because judges can be undecided: with 0, trueskill widens sigma on every draw.
-    draw_probability: float = Field(0.1, ge=0, lt=1)
+    draw_probability: float = Field(0.1, ge=0, lt=1, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _trueskill_can_rate(self) -> RatingsSection:
+        """Rate a win and a draw with these settings now, so that no combination the bounds
+        allow fails at the first rating write, after matches were played."""
+        from arena_core.ratings import RatingBook
+
+        book = RatingBook.create("probe", self.model_dump())
+        try:
+            book.update("a", "b", "a")
+            book.update("a", "b", None)
+            book.update("a", "b", "b")
+        except (ArithmeticError, ValueError) as exc:
+            raise ValueError(f"TrueSkill cannot rate with these settings: {exc}") from None
+        if not all(math.isfinite(v) for r in book.players.values() for v in (r.mu, r.sigma)):
+            raise ValueError("TrueSkill cannot rate with these settings: ratings overflow")
+        return self
 
 
 class RawConfig(_Section):
@@ -146,8 +202,14 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def _section_error(exc: ValidationError, data: dict[str, Any], file: str) -> ConfigError:
-    """Turn pydantic's first error into 'file: [table] (entry): key 'k': message'."""
-    err = exc.errors()[0]
+    """Turn pydantic's first error into 'file: [table] (entry): key 'k': message'.
+
+    An unknown table comes first: a misspelt [tournamnet] also makes [tournament] missing, and
+    the typo, with its suggestion, is the error worth reading.
+    """
+    errors = exc.errors()
+    unknown = [e for e in errors if e["type"] == "extra_forbidden" and len(e["loc"]) == 1]
+    err = unknown[0] if unknown else errors[0]
     loc = list(err["loc"])
     if err["type"] == "extra_forbidden" and len(loc) == 1:
         bad = str(loc[0])
@@ -175,15 +237,114 @@ def _section_error(exc: ValidationError, data: dict[str, Any], file: str) -> Con
         return ConfigError(
             f"unknown key{suggest(str(key), valid)}", file=file, table=table, key=key, entry=entry
         )
-    return ConfigError(
-        f"{err['msg']} (got {err.get('input')!r})", file=file, table=table, key=key, entry=entry
-    )
+    return ConfigError(_value_message(err), file=file, table=table, key=key, entry=entry)
+
+
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+
+
+def _value_message(err: Any) -> str:
+    """pydantic's message for a bad value, with a suggestion or a plain rule where it helps."""
+    got = err.get("input")
+    if err["type"] == "literal_error" and isinstance(got, str):
+        choices = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+        return f"{err['msg']} (got {got!r}){suggest(got, choices)}"
+    if err["type"] == "string_pattern_mismatch" and isinstance(got, str):
+        return name_problem(got) or err["msg"]
+    if isinstance(got, str | bool) and err["type"].endswith(("_type", "_parsing")):
+        if isinstance(got, bool):
+            return f"{err['msg']}; got a boolean: {str(got).lower()}"
+        return f"{err['msg']}; got a string: {got!r} (write a number without quotes)"
+    return f"{err['msg']} (got {got!r})"
+
+
+def _scalar_types(annotation: Any) -> set[type] | None:
+    """The scalar types (bool/int/float/str/None) an annotation allows; None if it allows more."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _scalar_types(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        out: set[type] = set()
+        for arg in get_args(annotation):
+            sub = _scalar_types(arg)
+            if sub is None:
+                return None
+            out |= sub
+        return out
+    if annotation in (bool, int, float, str, type(None)):
+        return {annotation}
+    return None
+
+
+def _accepts(types: set[type], value: Any) -> bool:
+    if isinstance(value, bool):
+        return bool in types
+    if isinstance(value, int):
+        return bool(types & {int, float})
+    if isinstance(value, float):
+        return float in types
+    if isinstance(value, str):
+        return str in types
+    return value is None and type(None) in types
+
+
+def check_plugin_options(
+    model: type[BaseModel],
+    data: dict[str, Any],
+    *,
+    file: str,
+    table: str,
+    entry: str | None = None,
+) -> None:
+    """Strict scalar types for a plugin's options, before pydantic's lax coercion sees them.
+
+    pydantic's strict mode would also refuse a string for a `Path` option, so the check is made
+    here, for options declared as bool/int/float/str only: "yes" is not a bool, "4" is not an
+    int, true is not a number. Non-finite numbers are refused everywhere.
+    """
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            continue  # unknown keys: the plugin's own validation names them, with a suggestion
+        types = _scalar_types(field.annotation)
+        if types is not None and not _accepts(types, value):
+            want = " or ".join(_TYPE_NAMES.get(t, "nothing") for t in types if t is not type(None))
+            got = _TYPE_NAMES.get(type(value), type(value).__name__)
+            raise ConfigError(
+                f"must be {want}, got {got}: {value!r}",
+                file=file,
+                table=table,
+                key=key,
+                entry=entry,
+            )
+        sub = field.annotation
+        if isinstance(value, dict) and isinstance(sub, type) and issubclass(sub, BaseModel):
+            check_plugin_options(sub, value, file=file, table=f"{table}.{key}", entry=entry)
+
+
+def _finite(data: Any, file: str, path: tuple[str, ...] = ()) -> None:
+    """Refuse inf and nan anywhere in the file: no option means them, and they poison sums."""
+    if isinstance(data, float) and not math.isfinite(data):
+        table = ".".join(p for p in path[:-1] if not p.isdigit()) or None
+        raise ConfigError(
+            f"must be a finite number, got {data!r}",
+            file=file,
+            table=table,
+            key=path[-1] if path else None,
+        )
+    if isinstance(data, dict):
+        for k, v in data.items():
+            _finite(v, file, (*path, str(k)))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            _finite(v, file, (*path, str(i)))
 
 
 def load_config(path: str | Path, registry: Registry) -> TournamentConfig:
     """Read, validate and resolve a tournament file. Raises ConfigError/UsageError (exit 2)."""
     file = str(path)
     data = read_toml(path)
+    _finite(data, file)
     try:
         raw = RawConfig.model_validate(data)
     except ValidationError as exc:
@@ -194,15 +355,18 @@ def load_config(path: str | Path, registry: Registry) -> TournamentConfig:
 def resolve(raw: RawConfig, registry: Registry, file: str = "<config>") -> TournamentConfig:
     """Check plugin names and options against the registry."""
     t = raw.tournament
-    registry.get("protocol", t.protocol, file=file, table="tournament", key="protocol")
+    found = registry.get("protocol", t.protocol, file=file, table="tournament", key="protocol")
+    check_plugin_options(found.options, raw.protocol, file=file, table="protocol")
     protocol_options = registry.validate(
         "protocol", t.protocol, raw.protocol, file=file, table="protocol"
     )
-    registry.get("dataset", raw.dataset.plugin, file=file, table="dataset", key="plugin")
+    found = registry.get("dataset", raw.dataset.plugin, file=file, table="dataset", key="plugin")
+    check_plugin_options(found.options, raw.dataset.options, file=file, table="dataset.options")
     dataset_options = registry.validate(
         "dataset", raw.dataset.plugin, raw.dataset.options, file=file, table="dataset.options"
     )
-    registry.get("judge", raw.judge.plugin, file=file, table="judge", key="plugin")
+    found = registry.get("judge", raw.judge.plugin, file=file, table="judge", key="plugin")
+    check_plugin_options(found.options, raw.judge.options, file=file, table="judge.options")
     judge_options = registry.validate(
         "judge", raw.judge.plugin, raw.judge.options, file=file, table="judge.options"
     )
@@ -217,7 +381,10 @@ def resolve(raw: RawConfig, registry: Registry, file: str = "<config>") -> Tourn
                 key="name",
                 entry=entry,
             )
-        registry.get("agent", p.agent, file=file, table="players", key="agent", entry=entry)
+        found = registry.get("agent", p.agent, file=file, table="players", key="agent", entry=entry)
+        check_plugin_options(
+            found.options, p.options, file=file, table="players.options", entry=entry
+        )
         player_options[p.name] = registry.validate(
             "agent", p.agent, p.options, file=file, table="players.options", entry=entry
         )

@@ -18,11 +18,13 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 import traceback
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +53,7 @@ from arena_core.match import CallPolicy, Match, StopRun
 from arena_core.ratings import PlayerRating, RatingBook, outcome
 from arena_core.registry import Registry
 from arena_core.schedule import build_matches, sample_items
+from arena_core.textsafe import redact
 from arena_core.types import Item, Verdict
 
 
@@ -65,6 +68,8 @@ class RunSummary:
     interrupted: bool = False
     errors: dict[str, int] = field(default_factory=dict)
     lost: int = 0  # played, but the claim had been taken back meanwhile: not written
+    # (worker, matches, latest heartbeat) of other processes holding this tournament's matches
+    held_elsewhere: list[tuple[str, int, Any]] = field(default_factory=list)
     claim_latencies: list[float] = field(default_factory=list)  # seconds per claim call
 
     @property
@@ -122,7 +127,9 @@ class Writer:
         self.seq = ledger.max_seq()
         self.stored = {r.player for r in ledger.ratings(book.pool)}
         self.on_written = on_written
-        self._stale_book = False
+        # In claim mode the book is re-read under the write lock before the first write: another
+        # process may have written between loading the book and reading `seq` above.
+        self._stale_book = claimed
         mt = MatchRow.__table__
         self._update_match = (
             mt.update()
@@ -206,15 +213,15 @@ class Writer:
         mt = MatchRow.__table__
         ids = sorted({r.row.id for r in batch})
         with self.ledger.engine.begin() as conn:
-            held = set(
+            held = dict(
                 conn.execute(
                     mt.update()
                     .where(mt.c.id.in_(ids), mt.c.worker == self.worker, mt.c.status == RUNNING)
                     .values(heartbeat_at=self.ledger.db_now())
-                    .returning(mt.c.id)
-                ).scalars()
+                    .returning(mt.c.id, mt.c.claimed_at)
+                ).all()
             )
-            kept = [r for r in batch if r.row.id in held]
+            kept = live_results(batch, held)
             if not kept:
                 return []
             if conn.dialect.name == "postgresql":
@@ -325,6 +332,50 @@ class Writer:
         return turns, verdicts, updates, self.book.rows(sorted(touched)), seq
 
 
+def live_results(batch: list[Result], held: dict[str, Any]) -> list[Result]:
+    """One result per match still held (id -> its live claim's `claimed_at`), in batch order.
+
+    A batch can hold two plays of one match: its claim was taken back (a stalled loop, a skewed
+    clock) and claimed again by this same worker while the first play was in flight. The play
+    started under the live claim is the one written; the other is dropped as lost.
+    """
+    chosen: dict[str, Result] = {}
+    for r in batch:
+        mid = r.row.id
+        if mid not in held:
+            continue
+        prev = chosen.get(mid)
+        if prev is None or (r.row.claimed_at == held[mid] and prev.row.claimed_at != held[mid]):
+            chosen[mid] = r
+    return [r for r in batch if chosen.get(r.row.id) is r]
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (`kill`, SLURM preemption, a container stop) like Ctrl-C while inside.
+
+    The run then stops the same way: finished matches are written, claims are released at once
+    instead of after the stale timeout, and the command exits 130 with its message. Inside
+    `asyncio.run` the SIGINT handler cancels the main task; elsewhere it raises KeyboardInterrupt.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: Any) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:  # SIGINT ignored (a background job): still stop like an interrupt
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 _FINISH_LOCK = advisory_key("arena:finish")  # serialises finish writes: ratings and finished_seq
 log = logging.getLogger("arena.engine")
 
@@ -363,10 +414,19 @@ class Claimer:
         self.claimed = 0
         self.latencies: list[float] = []
         self._topping: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Future[list[MatchRow]]] = set()
 
     async def _claim(self) -> int:
         t0 = time.perf_counter()
-        rows = await asyncio.to_thread(self.ledger.claim, self.tournament, self.worker, self.batch)
+        # Shielded and remembered: a run cancelled (Ctrl-C, SIGTERM) while a claim is in its
+        # thread must wait for that claim to commit before releasing, or the rows it claims
+        # stay `running` under a worker that is gone.
+        claiming = asyncio.ensure_future(
+            asyncio.to_thread(self.ledger.claim, self.tournament, self.worker, self.batch)
+        )
+        self._inflight.add(claiming)
+        claiming.add_done_callback(self._inflight.discard)
+        rows = await asyncio.shield(claiming)
         self.latencies.append(time.perf_counter() - t0)
         self.rows.extend(rows)
         self.claimed += len(rows)
@@ -404,6 +464,8 @@ class Claimer:
                 # otherwise take back its own matches in flight and drop their results.
                 if await asyncio.to_thread(ledger.take_back, t, self.stale_after, keep=self.worker):
                     continue
+                if await asyncio.to_thread(ledger.take_back_dead, t):
+                    continue
                 busy = await asyncio.to_thread(ledger.running_elsewhere, t, self.worker)
                 if not busy and not self.forever:
                     self.finished = True
@@ -415,6 +477,8 @@ class Claimer:
         self.finished = True
         if self._topping is not None:
             await asyncio.gather(self._topping, return_exceptions=True)
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
         left = list(self.rows)
         self.rows.clear()
         return left
@@ -628,9 +692,17 @@ class Tournament:
         schedule (a worker joining a tournament someone else scheduled). A claim whose
         heartbeat (every `heartbeat_every` s) is older than `stale_after` s is taken back.
         `limit` plays at most that many matches and `only` only the matches with these ids (a
-        smoke test); the rest stay pending. Both need the single-process path (no claims).
+        smoke test); the rest stay pending. Neither goes with claim mode (several workers).
+
+        By default a single process on SQLite claims, in one statement, every pending match it
+        reads (after taking back claims of dead or silent workers), heartbeats them and writes
+        under the same serialised rating update as claim mode. So two `arena run`s on one
+        file, of one tournament or of two sharing a pool, never play a match twice nor write
+        ratings from a stale book; what another live process holds is reported in
+        `summary.held_elsewhere`. `claim=False` is the exclusive path (a SLURM shard's own file).
         """
         cfg, raw = self.config, self.config.raw
+        local = claim is None and not ledger.shared  # one process: claims all it reads at once
         claim = ledger.shared if claim is None else claim
         if claim and (limit is not None or only is not None):
             raise UsageError(
@@ -656,6 +728,19 @@ class Tournament:
                 poll=poll,
                 forever=forever,
             )
+        elif local:
+            if retry_failed:
+                ledger.reset_failed(cfg.name)
+            # Claims left by an earlier run under this very name (a write that failed, say):
+            # no other process plays under it, so they are this run's to play.
+            ledger.release(me, cfg.name)
+            ledger.take_back_dead(cfg.name)
+            ledger.take_back(cfg.name, stale_after)
+            todo = ledger.claim_all(cfg.name, me, ids=only, limit=limit)
+            summary.to_play = len(todo)
+            for row in todo:
+                queue.put_nowait(row)
+            summary.held_elsewhere = ledger.holders(cfg.name, besides=me)
         else:
             todo = ledger.pending(cfg.name, retry_failed=retry_failed)
             if only is not None:
@@ -686,7 +771,7 @@ class Tournament:
                     match=r.row.model_dump(mode="json"), verdict=r.verdict, error=r.error
                 )
 
-        writer = Writer(ledger, book, me, claimed=claim)
+        writer = Writer(ledger, book, me, claimed=claim or local)
         start = time.perf_counter()
         last_flush = start
         flushing: asyncio.Task[None] | None = None
@@ -762,7 +847,7 @@ class Tournament:
         tasks = [
             asyncio.create_task(work()) for _ in range(min(raw.tournament.concurrency, n_tasks))
         ]
-        beating = asyncio.create_task(beat()) if claim else None
+        beating = asyncio.create_task(beat()) if claim or local else None
         try:
             await asyncio.gather(*tasks)
         except (asyncio.CancelledError, StopRun):  # StopRun: a plugin says going on is no use
@@ -775,18 +860,21 @@ class Tournament:
             if beating is not None:
                 beating.cancel()
                 await asyncio.gather(beating, return_exceptions=True)
-            if flushing is not None:
-                await asyncio.gather(flushing, return_exceptions=True)
-                if flushing.exception() is not None:
-                    raise flushing.exception()  # type: ignore[misc]
-            await flush()
-            if claimer is not None:
-                await claimer.close()
-                summary.claim_latencies = claimer.latencies
-                # Claims not written (never started, interrupted, or failed to write) go back
-                # now rather than after the stale timeout.
-                with contextlib.suppress(Exception):
-                    await asyncio.to_thread(ledger.release, me)
+            try:
+                if flushing is not None:
+                    await asyncio.gather(flushing, return_exceptions=True)
+                    if flushing.exception() is not None:
+                        raise flushing.exception()  # type: ignore[misc]
+                await flush()
+            finally:  # a failed write (disk full) still gives its claims back
+                if claimer is not None:
+                    await claimer.close()
+                    summary.claim_latencies = claimer.latencies
+                if claimer is not None or local:
+                    # Claims not written (never started, interrupted, or failed to write) go
+                    # back now rather than after the stale timeout.
+                    with contextlib.suppress(Exception):
+                        await asyncio.to_thread(ledger.release, me, cfg.name)
             summary.wall = time.perf_counter() - start
             for closer in [*agents.values(), judge]:
                 with contextlib.suppress(Exception):  # closing must not hide the run's outcome
@@ -830,8 +918,9 @@ class Tournament:
                 status=FAILED,
                 started_at=started,
                 finished_at=now(),
-                error=f"{type(exc).__name__}: {exc}",
-                tb=traceback.format_exc(),
+                # An API key a provider echoes back (a 401 body) is never stored.
+                error=redact(f"{type(exc).__name__}: {exc}"),
+                tb=redact(traceback.format_exc()),
             )
         return Result(
             row=row,

@@ -161,11 +161,8 @@ def slurm_submit_command(args: argparse.Namespace) -> int:
 
 def worker_command(args: argparse.Namespace) -> int:
     """`arena worker`: exit 0, or 1 when this worker wrote failed matches."""
-    from arena_core.cluster.worker import work
     from arena_core.engine import RunSummary, default_worker
     from arena_core.errors import UsageError
-    from arena_core.ledger import Ledger
-    from arena_core.plugins import get_plugin_manager, get_registry
 
     if args.concurrency is not None and args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
@@ -189,7 +186,21 @@ def worker_command(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    summaries = work(
+    from arena_core.engine import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():  # kill / preemption: release claims now, like Ctrl-C
+        summaries = _work(args, me, report)
+    if not summaries and not args.quiet:
+        print(f"worker {me}: no tournament in the ledger has pending matches", flush=True)
+    return 1 if any(s.failed for s in summaries) else 0
+
+
+def _work(args: argparse.Namespace, me: str, report: Any) -> list[Any]:
+    from arena_core.cluster.worker import work
+    from arena_core.ledger import Ledger
+    from arena_core.plugins import get_plugin_manager, get_registry
+
+    return work(
         Ledger(args.ledger, create=False),
         get_registry(),
         tournament=args.tournament,
@@ -202,9 +213,6 @@ def worker_command(args: argparse.Namespace) -> int:
         report=report,
         hook=get_plugin_manager().hook,  # plugins observe a worker's matches as a run's
     )
-    if not summaries and not args.quiet:
-        print(f"worker {me}: no tournament in the ledger has pending matches", flush=True)
-    return 1 if any(s.failed for s in summaries) else 0
 
 
 def worker_main(argv: Sequence[str] | None = None) -> int:

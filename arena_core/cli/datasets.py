@@ -114,15 +114,19 @@ def list_datasets(as_json: bool) -> int:
         t.add_column(col, overflow="fold")
     for e in entries:
         opts = "\n".join(f"{n}: {ty} = {d}" for n, ty, d in e.describe_options()) or "-"
-        t.add_row(e.name, e.origin, opts, e.summary)
+        from arena_core.textsafe import markup
+
+        t.add_row(*(markup(c) for c in (e.name, e.origin, opts, e.summary)))
     Console(width=max(160, Console().width)).print(t)
     return 0
 
 
 def _excerpt(text: str | None, n: int = 240) -> str:
+    from arena_core.textsafe import visible
+
     if not text:
         return "-"
-    flat = " ".join(text.split())
+    flat = visible(" ".join(text.split()), newlines=False)  # dataset text is untrusted
     return flat if len(flat) <= n else flat[: n - 1] + "…"
 
 
@@ -181,7 +185,7 @@ def conversational(pair: Any) -> dict[str, Any]:
 
 
 def _print_item(k: int, item: Any) -> None:
-    print(f"[{k}] {item.id}")
+    print(f"[{k}] {_excerpt(item.id)}")
     print(f"  question: {_excerpt(item.question, 400)}")
     for i, answer in enumerate(item.answers):
         marks = [
@@ -194,7 +198,7 @@ def _print_item(k: int, item: Any) -> None:
     if item.context:
         print(f"  context: {_excerpt(item.context)} ({len(item.context.split())} words)")
     if item.metadata:
-        keys = ", ".join(sorted(item.metadata))
+        keys = _excerpt(", ".join(sorted(item.metadata)))
         turns = item.metadata.get("transcript")
         extra = f"; transcript: {len(turns)} turn(s)" if isinstance(turns, list) else ""
         print(f"  metadata: {keys}{extra}")
@@ -202,7 +206,7 @@ def _print_item(k: int, item: Any) -> None:
 
 
 def _print_pair(k: int, pair: Any) -> None:
-    print(f"[{k}] {pair.id}")
+    print(f"[{k}] {_excerpt(pair.id)}")
     print(f"  prompt: {_excerpt(pair.prompt, 400)}")
     sc = f" (score {pair.score_chosen:g})" if pair.score_chosen is not None else ""
     sr = f" (score {pair.score_rejected:g})" if pair.score_rejected is not None else ""

@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("matches", help="list matches")
     _ledger_arg(p)
     p.add_argument("--tournament")
-    p.add_argument("--status", choices=["pending", "done", "failed"])
+    p.add_argument("--status", choices=["pending", "running", "done", "failed"])
     p.add_argument("--player")
     p.add_argument(
         "--limit", type=int, help="at most this many (0: all; default: 50 in a table, else all)"
@@ -193,9 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         _load_dotenv()
+        from arena_core.textsafe import secrets_from_env
+
+        secrets_from_env()  # API keys in the environment are redacted from all output
         return int(COMMANDS[args.command](args) or 0)
     except UsageError as exc:
-        print(f"arena: error: {exc}", file=sys.stderr)
+        print(f"arena: error: {_plain(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except ModuleNotFoundError as exc:
         hint = views.missing_extra_message(exc)
@@ -208,6 +211,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        message = _ledger_failure(exc, getattr(args, "ledger", None))
+        if message is None:
+            raise
+        print(f"arena: error: {_plain(message)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _ledger_failure(exc: Exception, url: str | None) -> str | None:
+    """Disk full, read-only or damaged ledger: a clear message (exit 2) instead of a traceback."""
+    if not type(exc).__module__.startswith(("sqlalchemy", "sqlite3", "psycopg")):
+        return None
+    from arena_core.ledger.store import explain_db_error, resolve_url
+
+    return explain_db_error(exc, resolve_url(url))
 
 
 def _load_dotenv() -> None:
@@ -216,6 +234,27 @@ def _load_dotenv() -> None:
         from dotenv import load_dotenv
 
         load_dotenv(".env", override=False)
+
+
+def _plain(text: object) -> str:
+    """Untrusted text for a plain (non-rich) line: control characters shown, secrets removed."""
+    from arena_core.textsafe import visible
+
+    return visible(text)
+
+
+def _cell(text: object) -> str:
+    """Untrusted text for a rich table cell or markup string: one line, markup escaped."""
+    from arena_core.textsafe import markup
+
+    return markup(text, newlines=False)
+
+
+def _json_line(record: Any) -> str:
+    """One JSON record with known secrets redacted (JSON escapes controls already)."""
+    from arena_core.textsafe import redact
+
+    return redact(json.dumps(record, default=str)) or ""
 
 
 def _out(text: str, dest: str | None) -> None:
@@ -264,7 +303,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     only = {r["id"] for r in tournament.rows} if args.items is not None else None
     if args.dry_run:
         return _print_plan(tournament, args, only)
-    ledger = Ledger(args.ledger)
+    ledger = Ledger(args.ledger, check=True)  # never write into a damaged file
     hook = get_plugin_manager().hook
     show_bar = not (args.no_progress or args.quiet) and sys.stderr.isatty()
 
@@ -297,7 +336,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             TimeRemainingColumn(),
             console=console,
         )
-        task = bar.add_task(cfg.name, total=None, failed=0, rate=0.0)
+        task = bar.add_task(_cell(cfg.name), total=None, failed=0, rate=0.0)
 
         def progress(s: Any) -> None:
             bar.update(
@@ -309,24 +348,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         quiet = args.quiet or args.no_progress or args.format == "json"
         progress = None if quiet else views.ProgressLines(cfg.name)  # type: ignore[assignment]
-    try:
-        if args.workers:
-            from arena_core.cluster.worker import run_workers
+    from arena_core.engine import sigterm_as_interrupt
 
-            summary = run_workers(
-                tournament, ledger, args.workers, retry_failed=args.retry_failed, progress=progress
-            )
-        else:
-            summary = asyncio.run(
-                tournament.run(
+    try:
+        with sigterm_as_interrupt():  # kill / preemption stop the run like Ctrl-C
+            if args.workers:
+                from arena_core.cluster.worker import run_workers
+
+                summary = run_workers(
+                    tournament,
                     ledger,
+                    args.workers,
                     retry_failed=args.retry_failed,
                     progress=progress,
-                    hook=hook,
-                    limit=args.limit,
-                    only=only,
                 )
-            )
+            else:
+                summary = asyncio.run(
+                    tournament.run(
+                        ledger,
+                        retry_failed=args.retry_failed,
+                        progress=progress,
+                        hook=hook,
+                        limit=args.limit,
+                        only=only,
+                    )
+                )
     except KeyboardInterrupt:
         counts = ledger.counts(cfg.name)
         console.print(
@@ -354,7 +400,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"({summary.done} done, {summary.failed} failed) in {summary.wall:.2f}s "
         f"({summary.rate:.0f} matches/s); ledger: {counts.get('done', 0)} done, "
         f"{counts.get('failed', 0)} failed, {counts.get('pending', 0)} pending"
+        + (f", {counts['running']} running" if counts.get("running") else "")
     )
+    for note in _held_notes(summary):
+        print(note, file=sys.stderr)
     if args.format == "json":
         from arena_core.cli.views import run_result
 
@@ -383,20 +432,15 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print("  by matchup:")
                 for g in by:
                     print(
-                        f"    {' vs '.join(g['players']):40s} {g['accuracy']:6.1%}  "
+                        f"    {_plain(' vs '.join(g['players'])):40s} {g['accuracy']:6.1%}  "
                         f"[{g['lower']:.1%}–{g['upper']:.1%}]  n={g['verdicts']}"
                     )
         print(line)
         for err, n in sorted(summary.errors.items(), key=lambda kv: -kv[1])[:5]:
-            print(f"  failed: {n} x {err} (see `arena matches --status failed`)")
+            print(f"  failed: {n} x {_plain(err)} (see `arena matches --status failed`)")
         if counts.get("failed"):
             print("  retry them with: arena run " + args.config + " --retry-failed")
     return 1 if counts.get("failed") and summary.failed else 0
-
-
-def _plain(text: str) -> str:
-    """Config text shown as is, but never as terminal control codes."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _print_plan(tournament: Any, args: argparse.Namespace, only: set[str] | None) -> int:
@@ -440,6 +484,19 @@ def _print_plan(tournament: Any, args: argparse.Namespace, only: set[str] | None
     return 0
 
 
+def _held_notes(summary: Any, stale_after: float = 60.0) -> list[str]:
+    """Say who holds the matches this run could not play, and when they go back to pending."""
+    notes = []
+    for worker, n, beat in getattr(summary, "held_elsewhere", []):
+        notes.append(
+            f"arena: {n} match(es) of '{_plain(summary.tournament)}' are running under another "
+            f"process, {_plain(worker)} (last heartbeat {views.age(beat)}); they go back to "
+            f"pending when it stops, or {stale_after:.0f}s after its last heartbeat if it died: "
+            f"run the same command again then (see `arena matches --status running`)"
+        )
+    return notes
+
+
 def _print_table(rows: Sequence[Any], title: str) -> None:
     from arena_core.reports.leaderboard import HEADERS, table_cells
 
@@ -467,7 +524,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from arena_core.ledger import Ledger
     from arena_core.reports.leaderboard import leaderboard, to_csv, to_json, to_markdown
 
-    ledger = Ledger(args.ledger, create=False)
+    ledger = Ledger(args.ledger, create=False, readonly=True)
     if args.tournament and args.pool:
         from arena_core.errors import UsageError
 
@@ -492,12 +549,12 @@ def cmd_matches(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.markup import escape
     from rich.panel import Panel
 
     from arena_core.ledger import Ledger
+    from arena_core.textsafe import markup as escape  # markup escaped, controls made visible
 
-    ledger = Ledger(args.ledger, create=False)
+    ledger = Ledger(args.ledger, create=False, readonly=True)
     if args.format == "json":
         sys.stdout.write(views.show_json(ledger, args.match_id))
         return 0
@@ -514,7 +571,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     con.print(
         Panel(
             f"[bold]{escape(item['question'])}[/]\n{answers}\n\n{seats}",
-            title=f"match {m.id} · {m.tournament} · {m.protocol} · item {m.item_id} · {m.status}",
+            title=_cell(
+                f"match {m.id} · {m.tournament} · {m.protocol} · item {m.item_id} · {m.status}"
+            ),
         )
     )
     for t in ledger.turns(m.id):
@@ -523,19 +582,19 @@ def cmd_show(args: argparse.Namespace) -> int:
         con.print(
             Panel(
                 escape(t.shown),
-                title=f"round {t.round + 1} · {t.phase} · {escape(who)}{hidden}",
+                title=_cell(f"round {t.round + 1} · {t.phase} · {who}{hidden}"),
                 title_align="left",
             )
         )
     v = ledger.verdict(m.id)
     if v is not None:
-        probs = ", ".join(f"{k}: {p:.2f}" for k, p in v.probs.items())
+        probs = escape(", ".join(f"{k}: {p:.2f}" for k, p in v.probs.items()))
         right = {True: "[green]correct[/]", False: "[red]wrong[/]", None: "ungraded"}[v.correct]
         con.print(
             Panel(
-                f"winner: {escape(str(v.winner))} (seat {v.winner_seat})  probs: {probs}"
-                f"  {right}\n{escape(v.raw)}",
-                title=f"verdict · {v.judge}",
+                f"winner: {escape(str(v.winner))} (seat {escape(str(v.winner_seat))})"
+                f"  probs: {probs}  {right}\n{escape(v.raw)}",
+                title=_cell(f"verdict · {v.judge}"),
             )
         )
     if m.error:
@@ -575,7 +634,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         t.add_column(col, overflow="fold")
     for e in entries:
         opts = ", ".join(f"{n}: {ty} = {d}" for n, ty, d in e.describe_options()) or "-"
-        t.add_row(e.kind, e.name, e.origin, opts, e.summary)
+        t.add_row(*(_cell(c) for c in (e.kind, e.name, e.origin, opts, e.summary)))
     Console(width=max(160, Console().width)).print(t)
     return 0
 
@@ -584,19 +643,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     from arena_core.ledger import Ledger
     from arena_core.reports.leaderboard import export_matches
 
-    ledger = Ledger(args.ledger, create=False)
+    ledger = Ledger(args.ledger, create=False, readonly=True)
     if args.tournament:
         ledger.tournament(args.tournament)
     records = export_matches(ledger, tournament=args.tournament, status=args.status)
     if args.out == "-":
         for rec in records:
-            sys.stdout.write(json.dumps(rec, default=str) + "\n")
+            sys.stdout.write(_json_line(rec) + "\n")
         return 0
     tmp = Path(args.out + ".tmp")
     n = 0
     with tmp.open("w", encoding="utf-8") as fh:
         for rec in records:
-            fh.write(json.dumps(rec, default=str) + "\n")
+            fh.write(_json_line(rec) + "\n")
             n += 1
     os.replace(tmp, args.out)  # never a half-written export
     print(f"wrote {n} match(es) to {args.out}", file=sys.stderr)
@@ -607,7 +666,7 @@ def cmd_ratings(args: argparse.Namespace) -> int:
     from arena_core.ledger import Ledger
     from arena_core.ratings import pool_settings, recompute
 
-    ledger = Ledger(args.ledger, create=False)
+    ledger = Ledger(args.ledger, create=False, check=True)
     pools = [_default_pool(ledger, args.pool)] if args.pool else ledger.pools()
     for pool in pools:
         before = {r.player: (r.mu, r.sigma) for r in ledger.ratings(pool)}

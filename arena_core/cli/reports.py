@@ -65,7 +65,7 @@ def report_command(args: argparse.Namespace) -> int:
     from arena_core.ledger import Ledger
     from arena_core.reports.tournament import to_markdown, tournament_report
 
-    ledger = Ledger(args.ledger, create=False)
+    ledger = Ledger(args.ledger, create=False, readonly=True)
     try:
         names = args.tournament or [t.name for t in ledger.tournaments()]
         if not names:

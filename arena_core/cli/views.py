@@ -67,19 +67,25 @@ def emit(
     records: Sequence[dict[str, Any]] | None = None,
     out: Any = None,
 ) -> None:
-    """Print rows as a table, CSV or JSON (`records` if given, else rows keyed by header)."""
+    """Print rows as a table, CSV or JSON (`records` if given, else rows keyed by header).
+
+    Cells are untrusted (item ids, names, errors): a table escapes rich markup and shows control
+    characters as `\\xNN`, CSV shows them too, and every format has known secrets redacted.
+    """
+    from arena_core.textsafe import markup, redact, visible
+
     out = out or sys.stdout
     if fmt == "json":
         data = (
             records if records is not None else [dict(zip(headers, r, strict=True)) for r in rows]
         )
-        out.write(json.dumps(list(data), indent=2, default=str) + "\n")
+        out.write((redact(json.dumps(list(data), indent=2, default=str)) or "") + "\n")
         return
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(headers)
-        w.writerows(rows)
+        w.writerows([[c if _numeric(c) else visible(c) for c in r] for r in rows])
         out.write(buf.getvalue())
         return
     from rich import box
@@ -87,7 +93,7 @@ def emit(
     from rich.table import Table
 
     t = Table(
-        title=title,
+        title=markup(title) if title is not None else None,
         box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
@@ -99,14 +105,14 @@ def emit(
         longest = max([len(str(r[i])) for r in rows] + [len(h)])
         # Names and short cells (numbers, statuses) never fold; only long text does.
         t.add_column(
-            h,
+            markup(h),
             no_wrap=whole,
             min_width=longest if whole or longest <= 14 else len(h),
             overflow="fold",
             justify="right" if rows and all(_numeric(r[i]) for r in rows) else "left",
         )
     for r in rows:
-        t.add_row(*(str(c) for c in r))
+        t.add_row(*(markup(c, newlines=False) for c in r))
     tty = out.isatty() if hasattr(out, "isatty") else False
     buf = io.StringIO()
     # Piped output keeps every character: a log is read later, at any width.
@@ -200,7 +206,7 @@ def tournaments_command(args: argparse.Namespace) -> int:
     """Tournaments with their pools and match counts; then pools with their players."""
     from arena_core.ledger import Ledger
 
-    ledger = Ledger(args.ledger, create=False)
+    ledger = Ledger(args.ledger, create=False, readonly=True)
     try:
         ts = ledger.tournaments()
         rows, records = [], []
@@ -227,7 +233,7 @@ def tournaments_command(args: argparse.Namespace) -> int:
             for t in ts:
                 pools.setdefault(t.pool, []).append(t.name)
             print(
-                json.dumps(
+                _json(
                     {
                         "tournaments": records,
                         "pools": [
@@ -262,7 +268,7 @@ def matches_command(args: argparse.Namespace) -> int:
     (one object per line) and csv hold every selected match unless --limit is given."""
     from arena_core.ledger import Ledger
 
-    ledger = Ledger(args.ledger, create=False)
+    ledger = Ledger(args.ledger, create=False, readonly=True)
     try:
         if args.tournament:
             ledger.tournament(args.tournament)
@@ -275,7 +281,7 @@ def matches_command(args: argparse.Namespace) -> int:
         if args.format == "json":
             for m in rows:
                 print(
-                    json.dumps(
+                    _json(
                         {
                             "id": m.id,
                             "tournament": m.tournament,
@@ -284,6 +290,8 @@ def matches_command(args: argparse.Namespace) -> int:
                             "seats": m.seats,
                             "attempts": m.attempts,
                             "error": m.error,
+                            "worker": m.worker,
+                            "heartbeat_at": m.heartbeat_at,
                         }
                     )
                 )
@@ -294,7 +302,7 @@ def matches_command(args: argparse.Namespace) -> int:
                     m.tournament,
                     m.item_id,
                     " vs ".join(f"{s}:{p}" for s, p in m.seats.items()),
-                    m.status,
+                    _status(m),
                     m.attempts,
                     (m.error or "") if args.format == "csv" else (m.error or "")[:80],
                 ]
@@ -316,6 +324,31 @@ def matches_command(args: argparse.Namespace) -> int:
         ledger.close()
 
 
+def _json(record: Any, indent: int | None = None) -> str:
+    """JSON for output, with known secrets redacted (JSON escapes control characters)."""
+    from arena_core.textsafe import redact
+
+    return redact(json.dumps(record, indent=indent, default=str)) or ""
+
+
+def _status(m: Any) -> str:
+    """A match's status; for a running one, who holds it and how fresh its heartbeat is."""
+    if m.status != "running" or not m.worker:
+        return str(m.status)
+    return f"running ({m.worker}, heartbeat {age(m.heartbeat_at)})"
+
+
+def age(when: Any) -> str:
+    """'12s ago' for a stored timestamp (naive ones are UTC, as SQLite returns them)."""
+    from datetime import UTC, datetime
+
+    if when is None:
+        return "never"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return f"{(datetime.now(UTC) - when).total_seconds():.0f}s ago"
+
+
 def show_json(ledger: Any, match_id: str) -> str:
     """One match as the `arena export` record: item, seats, every turn, the verdicts."""
     from arena_core.reports.leaderboard import export_matches
@@ -326,7 +359,7 @@ def show_json(ledger: Any, match_id: str) -> str:
             rec["node_verdicts"] = [
                 v.model_dump(exclude={"match_id"}) for v in ledger.node_verdicts(m.id)
             ]
-            return json.dumps(rec, indent=2, default=str) + "\n"
+            return _json(rec, indent=2) + "\n"
     raise UsageError(f"no match with id {match_id!r}")
 
 
@@ -335,7 +368,7 @@ def view_command(args: argparse.Namespace) -> int:
     from arena_core.ledger import Ledger
     from arena_core.reports.viewer import LOCAL_HOSTS, make_server
 
-    ledger = Ledger(args.ledger, create=False)
+    ledger = Ledger(args.ledger, create=False, readonly=True)
     if args.host not in LOCAL_HOSTS:
         print(
             f"arena: warning: serving on {args.host}: anyone who can reach it reads the ledger",

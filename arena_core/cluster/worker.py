@@ -11,6 +11,7 @@ heartbeats while they run, claims of dead workers taken back after `--stale-afte
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -44,7 +45,9 @@ def load_tournament(ledger: Ledger, name: str, registry: Registry) -> Tournament
             f"`arena run FILE --ledger URL` so that workers can rebuild it"
         )
     with tempfile.TemporaryDirectory(prefix="arena-worker-") as tmp:
-        path = Path(tmp) / f"{name}.toml"
+        # A generated file name, never one built from the tournament's name: a name stored in a
+        # ledger is not trusted to be a safe path (`../x`, `/tmp/pwned`).
+        path = Path(tmp) / "tournament.toml"
         path.write_text(row.source, encoding="utf-8")
         cfg = load_config(path, registry)
         tournament = Tournament(cfg, registry, source=row.source)
@@ -121,6 +124,31 @@ def work(
             time.sleep(poll)
 
 
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A Popen `preexec_fn` that has the kernel send the child SIGTERM when this process dies.
+
+    Without it a SIGKILLed `arena run --workers` leaves its workers playing and writing on
+    their own. SIGTERM is handled like Ctrl-C by the worker, so it writes what it finished and
+    releases its claims. Linux only (prctl); elsewhere workers outlive a killed parent.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+
+    import ctypes  # loaded here, not in the forked child: no imports between fork and exec
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def arm() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def run_workers(
     tournament: Tournament,
     ledger: Ledger,
@@ -147,6 +175,7 @@ def run_workers(
     summary.scheduled = tournament.schedule(ledger)
     if retry_failed:
         ledger.reset_failed(name)
+    ledger.take_back_dead(name)  # claims of a killed earlier run on this host: playable now
     before = ledger.counts(name)
     summary.to_play = before.get(PENDING, 0) + before.get(RUNNING, 0)
     cmd = [sys.executable, "-m", "arena_core.cli", "worker", "--ledger", ledger.url]
@@ -160,7 +189,9 @@ def run_workers(
     start = time.perf_counter()
     # stderr to files, not pipes: a chatty worker must never block on a full pipe.
     logs = [tempfile.TemporaryFile(mode="w+") for _ in range(n)]  # noqa: SIM115 (closed below)
-    procs = [subprocess.Popen(cmd, stderr=log) for log in logs]
+    procs = [
+        subprocess.Popen(cmd, stderr=log, preexec_fn=_die_with_parent(os.getpid())) for log in logs
+    ]
 
     def update() -> None:
         counts = ledger.counts(name)
@@ -200,5 +231,3 @@ def run_workers(
     if errors:
         raise UsageError("; ".join(errors))
     return summary
-
-

@@ -13,12 +13,14 @@ heartbeating loses its claims to whoever takes them back. The schema is versione
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import socket
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -84,6 +86,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_ro_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """A read-only connection: no journal-mode switch (that would be a write)."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
 def resolve_url(url: str | None) -> str:
     return url or os.environ.get("ARENA_LEDGER") or DEFAULT_LEDGER
 
@@ -140,9 +149,18 @@ def warn_if_network_fs(path: str, mounts: str | None = None) -> str | None:
     return None
 
 
-def raw_engine(url: str) -> Engine:
-    """An engine with the ledger's connection settings, without touching the schema."""
+def raw_engine(url: str, *, readonly: bool = False) -> Engine:
+    """An engine with the ledger's connection settings, without touching the schema.
+
+    `readonly` opens a SQLite file with `mode=ro`: read commands then work on a file or mount
+    they cannot write, and can never change it.
+    """
     kwargs: dict[str, Any] = {}
+    path = sqlite_path(url) if readonly else None
+    if path is not None:
+        from urllib.parse import quote
+
+        url = f"sqlite:///file:{quote(os.path.abspath(path))}?mode=ro&uri=true"
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     elif url.startswith("postgresql"):
@@ -153,16 +171,25 @@ def raw_engine(url: str) -> Engine:
     except Exception as exc:  # bad URL, missing driver
         raise UsageError(f"cannot open ledger {url!r}: {exc}") from None
     if url.startswith("sqlite"):
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_ro_pragmas if path else _sqlite_pragmas)
     return engine
 
 
-def open_engine(url: str | None = None, *, create: bool = True, check_fs: bool = True) -> Engine:
+def open_engine(
+    url: str | None = None,
+    *,
+    create: bool = True,
+    check_fs: bool = True,
+    readonly: bool = False,
+    check: bool = False,
+) -> Engine:
     """Open (by default create) a ledger; a missing SQLite file is an error when not creating.
 
     A ledger whose schema is not the head revision is refused with the command that upgrades
     it: reading it with newer models would fail later with a less helpful SQL error.
     `check_fs=False` skips the network-filesystem warning (reading published shards).
+    `check` runs SQLite's `quick_check` first: a damaged file is refused instead of read
+    (a report of half a table looks like a result).
     """
     url = resolve_url(url)
     path = sqlite_path(url)
@@ -171,16 +198,99 @@ def open_engine(url: str | None = None, *, create: bool = True, check_fs: bool =
             raise UsageError(f"no ledger at {url} (run a tournament first, or pass --ledger)")
         if check_fs:
             warn_if_network_fs(path)
-    engine = raw_engine(url)
+    engine = raw_engine(url, readonly=readonly)
     try:
-        prepare_schema(engine, create=create)
+        with creation_lock(path if create and not readonly else None):
+            if check and path is not None:
+                check_integrity(engine, url)
+            prepare_schema(engine, create=create and not readonly)
     except UsageError:
         engine.dispose()
         raise
     except Exception as exc:  # unreachable server, wrong password, not a database
         engine.dispose()
-        raise UsageError(f"cannot open ledger {url!r}: {exc}") from None
+        raise UsageError(
+            explain_db_error(exc, url) or f"cannot open ledger {url!r}: {exc}"
+        ) from None
     return engine
+
+
+@contextlib.contextmanager
+def creation_lock(path: str | None) -> Iterator[None]:
+    """Hold an exclusive lock on the ledger's folder while the first connection is made.
+
+    The first connection of a new file switches it to WAL, which needs SQLite's exclusive lock;
+    two processes doing so at once can deadlock inside SQLite, which answers "database is
+    locked" at once instead of waiting. A `flock` on the folder (no extra file) makes openers
+    of a new ledger take turns; once the file is in WAL mode the switch is a no-op. Not on
+    Windows or where the folder cannot be locked: then SQLite's own locks are all there is.
+    """
+    if path is None:
+        yield
+        return
+    try:
+        import fcntl
+
+        fd = os.open(os.path.dirname(os.path.abspath(path)) or ".", os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def check_integrity(engine: Engine, url: str) -> None:
+    """Refuse a SQLite ledger whose pages fail `PRAGMA quick_check` (structure and records)."""
+    with engine.connect() as conn:
+        problems = [str(r) for r in conn.exec_driver_sql("PRAGMA quick_check(5)").scalars()]
+    if problems != ["ok"]:
+        raise UsageError(f"{damaged(url)} (quick_check: {'; '.join(problems)[:300]})")
+
+
+def damaged(url: str) -> str:
+    path = sqlite_path(url) or url
+    return (
+        f"the ledger {url} is damaged: restore a backup, or salvage what is readable with "
+        f"`sqlite3 {path} .recover | sqlite3 recovered.db`"
+    )
+
+
+def explain_db_error(exc: BaseException, url: str | None = None) -> str | None:
+    """A clear message for a database failure a user can act on; None for anything else.
+
+    Disk full, a read-only file or mount, and a damaged file used to end in raw
+    OperationalError/DatabaseError tracebacks. Finished matches are already committed when
+    these happen (each write group is one transaction), so a re-run resumes.
+    """
+    import sqlite3
+
+    from sqlalchemy.exc import DBAPIError
+
+    orig = getattr(exc, "orig", None) if isinstance(exc, DBAPIError) else exc
+    if not isinstance(orig, sqlite3.Error | DBAPIError) and not isinstance(exc, DBAPIError):
+        return None
+    text_ = str(orig or exc).lower()
+    where = url or "the ledger"
+    if "disk is full" in text_ or "no space left" in text_:
+        return (
+            f"{where}: the disk holding the ledger is full; every match finished before this "
+            f"is kept: free space, then run the same command again to resume"
+        )
+    if "readonly" in text_ or "read-only" in text_ or "permission denied" in text_:
+        return (
+            f"{where}: the ledger cannot be written (a read-only or immutable file, directory "
+            f"or mount); read commands still work on it; run on a writable copy"
+        )
+    if "malformed" in text_ or "not a database" in text_ or "corrupt" in text_:
+        return damaged(where)
+    if "unable to open" in text_ or "disk i/o error" in text_:
+        return f"{where}: the ledger file cannot be opened or read: {orig}"
+    if isinstance(exc, DBAPIError) and isinstance(orig, sqlite3.OperationalError):
+        return f"{where}: ledger error: {orig}"
+    return None
 
 
 def schema_version(conn: Connection) -> str | None:
@@ -198,6 +308,10 @@ def prepare_schema(engine: Engine, *, create: bool) -> None:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+        elif conn.dialect.name == "sqlite" and create:
+            # SQLite's write lock on the file, taken before looking: two processes creating one
+            # new ledger at once otherwise both see it empty ("table already exists").
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         version = schema_version(conn)
         if version is None:
             if not create:
@@ -307,10 +421,24 @@ class Ledger:
     """Reads and writes the ledger. One instance per process; sessions are short-lived."""
 
     def __init__(
-        self, url: str | None = None, *, create: bool = True, check_fs: bool = True
+        self,
+        url: str | None = None,
+        *,
+        create: bool = True,
+        check_fs: bool = True,
+        readonly: bool = False,
+        check: bool | None = None,
     ) -> None:
+        """`readonly`: never write (SQLite `mode=ro`), for the read commands; `check` (default:
+        with `readonly`) refuses a SQLite file that fails `quick_check`."""
         self.url = resolve_url(url)
-        self.engine = open_engine(self.url, create=create, check_fs=check_fs)
+        self.engine = open_engine(
+            self.url,
+            create=create,
+            check_fs=check_fs,
+            readonly=readonly,
+            check=readonly if check is None else check,
+        )
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -572,6 +700,56 @@ class Ledger:
         rows.sort(key=lambda r: r.order_key)
         return rows
 
+    def claim_all(
+        self,
+        tournament: str,
+        worker: str,
+        *,
+        ids: Collection[str] | None = None,
+        limit: int | None = None,
+    ) -> list[MatchRow]:
+        """Claim every pending match of the tournament for one process, in schedule order
+        (only those of `ids`, and at most `limit`, when given: `arena run --items/--limit`).
+
+        One UPDATE, then the rows loaded through the ORM (building thousands of rows from
+        `claim`'s RETURNING costs about 1 ms each in SQLModel's constructor).
+        """
+        mt = MatchRow.__table__
+        clock = self.db_now()
+        values = {"status": RUNNING, "worker": worker, "claimed_at": clock, "heartbeat_at": clock}
+        mine = [mt.c.tournament == tournament, mt.c.status == PENDING]
+        with self.engine.begin() as conn:
+            if ids is None and limit is None:
+                conn.execute(mt.update().where(*mine).values(**values))
+            else:
+                wanted = sorted(ids) if ids is not None else [None]
+                left = limit
+                for i in range(0, len(wanted), 5000):  # under SQLite's bound-parameter limit
+                    pick = select(mt.c.id).where(*mine).order_by(mt.c.order_key)
+                    if ids is not None:
+                        pick = pick.where(mt.c.id.in_(wanted[i : i + 5000]))
+                    if left is not None:
+                        pick = pick.limit(left)
+                    done = conn.execute(
+                        mt.update().where(mt.c.id.in_(pick.scalar_subquery())).values(**values)
+                    ).rowcount
+                    if left is not None:
+                        left -= done
+                        if left <= 0:
+                            break
+        with self.session() as s:
+            return list(
+                s.exec(
+                    select(MatchRow)
+                    .where(
+                        MatchRow.tournament == tournament,
+                        MatchRow.status == RUNNING,
+                        MatchRow.worker == worker,
+                    )
+                    .order_by(MatchRow.order_key)
+                )
+            )
+
     def _update_unlocked(self, conds: list[Any], values: dict[str, Any]) -> int:
         """UPDATE the matches meeting `conds`, skipping rows another transaction has locked.
 
@@ -621,10 +799,44 @@ class Ledger:
             conds.append(mt.c.worker != keep)
         return self._update_unlocked(conds, _UNCLAIMED)
 
-    def release(self, worker: str) -> int:
+    def release(self, worker: str, tournament: str | None = None) -> int:
         """Give back every claim `worker` still holds (it is stopping): pending again at once."""
         mt = MatchRow.__table__
-        return self._update_unlocked([mt.c.worker == worker, mt.c.status == RUNNING], _UNCLAIMED)
+        conds = [mt.c.worker == worker, mt.c.status == RUNNING]
+        if tournament is not None:
+            conds.append(mt.c.tournament == tournament)
+        return self._update_unlocked(conds, _UNCLAIMED)
+
+    def take_back_dead(self, tournament: str | None) -> int:
+        """Return to pending at once the claims of workers on this host whose process is gone.
+
+        Worker names are `host:pid` (`engine.default_worker`); a killed `arena run --workers`
+        or a SIGKILLed run would otherwise hold its matches until the stale timeout. Workers on
+        other hosts are left to `take_back`: their liveness is only known by their heartbeat.
+        """
+        host = socket.gethostname()
+        freed = 0
+        for worker, _n, _beat in self.holders(tournament):
+            who, _, pid = worker.rpartition(":")
+            if who == host and pid.isdigit() and not _pid_alive(int(pid)):
+                freed += self.release(worker)
+        return freed
+
+    def holders(
+        self, tournament: str | None, *, besides: str | None = None
+    ) -> list[tuple[str, int, Any]]:
+        """(worker, matches it holds running, its latest heartbeat) per claiming worker."""
+        mt = MatchRow.__table__
+        q = select(mt.c.worker, func.count(), func.max(mt.c.heartbeat_at)).where(
+            mt.c.status == RUNNING, mt.c.worker.is_not(None)
+        )
+        if tournament is not None:
+            q = q.where(mt.c.tournament == tournament)
+        if besides is not None:
+            q = q.where(mt.c.worker != besides)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.group_by(mt.c.worker).order_by(mt.c.worker)).all()
+        return [(str(w), int(n), beat) for w, n, beat in rows]
 
     def running_elsewhere(self, tournament: str, worker: str) -> int:
         """Matches of the tournament that other workers hold: they may still come back."""
@@ -668,6 +880,21 @@ class Ledger:
     def pools(self) -> list[str]:
         with self.session() as s:
             return sorted(set(s.exec(select(Rating.pool)).all()))
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def _insert(conn: Connection, table: Table) -> Any:

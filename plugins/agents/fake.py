@@ -8,20 +8,60 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from arena_plugins.text import sentences
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from arena_core.errors import suggest
 from arena_core.interfaces import Agent
 from arena_core.match import TransientError
 from arena_core.types import Observation, Request, Response
 
+FIELDS = ("answer", "question", "seat", "round")
+# `{{`, `}}`, or one `{...}` without braces inside. Written by hand rather than str.format: format
+# evaluates `{answer.__class__.__mro__}` and fails on every stray brace (a JSON reply).
+_PART = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+_LOOKS_LIKE_FIELD = re.compile(r"\s*[A-Za-z_]\w*\s*([.\[!:].*)?")
+
+
+def check_template(template: str) -> str:
+    """A reply template's placeholders are exactly {answer} {question} {seat} {round}.
+
+    Anything else shaped like a placeholder (`{anser}`, `{answer.__class__}`, `{answer[0]}`,
+    `{round:>3}`) is refused when the config is read, not at match time; other braces (a JSON
+    reply) are text, and `{{`/`}}` are literal braces.
+    """
+    for m in _PART.finditer(template):
+        name = m.group(1)
+        if name is None or name in FIELDS or not _LOOKS_LIKE_FIELD.fullmatch(name):
+            continue
+        base = re.split(r"[.\[!:]", name.strip(), maxsplit=1)[0]
+        if base in FIELDS:
+            raise ValueError(
+                f"placeholder {{{name}}}: only plain {{{base}}} is allowed (no attribute, index "
+                f"or format spec)"
+            )
+        raise ValueError(
+            f"unknown placeholder {{{name}}}{suggest(base, FIELDS)} (known: "
+            f"{', '.join('{' + f + '}' for f in FIELDS)}; write {{{{ and }}}} for literal braces)"
+        )
+    return template
+
 
 def fill(template: str, obs: Observation) -> str:
     answer = obs.answers[obs.my_answer] if obs.my_answer is not None else ""
-    return template.format(answer=answer, question=obs.question, seat=obs.seat, round=obs.round + 1)
+    values = {"answer": answer, "question": obs.question, "seat": obs.seat}
+    values["round"] = str(obs.round + 1)
+
+    def part(m: re.Match[str]) -> str:
+        if m.group(1) is None:
+            return m.group()[0]  # {{ -> {, }} -> }
+        return values.get(m.group(1), m.group())  # not a field: the text as written
+
+    return _PART.sub(part, template)
 
 
 class DeterministicOptions(BaseModel):
@@ -31,8 +71,14 @@ class DeterministicOptions(BaseModel):
         "I maintain that the answer is: {answer}.",
         description="reply template; {answer} {question} {seat} {round}",
     )
+
+    @field_validator("text")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        return check_template(v)
+
     delay: float = Field(
-        0.0, ge=0, description="seconds to wait per call (a latency-bound backend)"
+        0.0, ge=0, le=3600, description="seconds to wait per call (a latency-bound backend)"
     )
 
 
@@ -51,7 +97,7 @@ class DeterministicAgent(Agent):
 class RandomOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quotes: int = Field(2, ge=0, description="random passage sentences quoted per speech")
+    quotes: int = Field(2, ge=0, le=1000, description="random passage sentences quoted per speech")
     fabricate: float = Field(0.0, ge=0, le=1, description="chance each quote is made up")
 
 
@@ -93,6 +139,11 @@ class ScriptedOptions(BaseModel):
     def _non_empty(cls, v: list[str]) -> list[str]:
         if any(not r.strip() for r in v):
             raise ValueError("replies must not be empty strings")
+        for i, r in enumerate(v):
+            try:
+                check_template(r)
+            except ValueError as exc:
+                raise ValueError(f"reply {i + 1}: {exc}") from None
         return v
 
 
@@ -107,8 +158,13 @@ class ScriptedAgent(Agent):
                 replies += [
                     ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()
                 ]
-            except OSError as exc:
+            except (OSError, UnicodeDecodeError) as exc:
                 raise ValueError(f"scripted agent: cannot read {path}: {exc}") from None
+            for i, line in enumerate(replies[len(options.replies) :], 1):
+                try:
+                    check_template(line)
+                except ValueError as exc:
+                    raise ValueError(f"{path}: reply {i}: {exc}") from None
         if not replies:
             raise ValueError("scripted agent needs 'replies' or a non-empty 'file'")
         self.replies = replies
@@ -129,8 +185,13 @@ class FaultyOptions(BaseModel):
     fail_rate: float = Field(0.0, ge=0, le=1, description="chance a call raises")
     hang_rate: float = Field(0.0, ge=0, le=1, description="chance a call hangs (hits the timeout)")
     garbage_rate: float = Field(0.0, ge=0, le=1, description="chance a call returns an empty reply")
-    hang_seconds: float = Field(3600.0, gt=0)
+    hang_seconds: float = Field(3600.0, gt=0, le=86_400)
     text: str = "I maintain that the answer is: {answer}."
+
+    @field_validator("text")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        return check_template(v)
 
 
 class AgentFault(TransientError):

@@ -39,6 +39,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from arena_core.interfaces import Agent
+from arena_core.textsafe import add_secret
 from arena_core.types import Request, Response
 
 
@@ -126,6 +127,7 @@ def read_key(env: str | None, *, required: bool) -> str | None:
             key = None
     if not key and required:
         raise ValueError(f"no API key: set the environment variable {env} (or put it in .env)")
+    add_secret(key)  # redacted from errors, tracebacks and output, whatever a provider echoes
     return key or None
 
 

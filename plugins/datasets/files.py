@@ -74,7 +74,7 @@ class HfDiskOptions(FieldMapOptions):
 
 def answer_index(value: Any, answers: list[str], raw: Raw, field: str, base: int) -> int:
     """An answer given as an index (int or digits, counted from `base`) or as its text."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and value.strip().lstrip("-").isdecimal():  # not "²"
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         idx = value - base

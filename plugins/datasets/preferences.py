@@ -309,7 +309,7 @@ class HhSource(PairSource):
     def _samples(self, raw: Raw) -> tuple[str, str, list[str]]:
         query = raw.text("query")
         keys = sorted(
-            (k for k in raw.data if str(k).startswith("sample_") and k[7:].isdigit()),
+            (k for k in raw.data if str(k).startswith("sample_") and k[7:].isdecimal()),
             key=lambda k: int(k[7:]),
         )
         samples = [_reply(raw, k) for k in keys]

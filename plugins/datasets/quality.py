@@ -51,7 +51,7 @@ class QualityOptions(FileOptions):
 
 def _option(value: Any, n: int) -> int | None:
     """A 1-indexed option number (int or digits) as a 0-based index; None when not one."""
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal():  # int() refuses "²"
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= n:
         return value - 1

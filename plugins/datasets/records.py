@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import re
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +133,7 @@ def dig(data: Any, path: str) -> Any:
             if part not in cur:
                 return MISSING
             cur = cur[part]
-        elif isinstance(cur, list) and part.lstrip("-").isdigit():
+        elif isinstance(cur, list) and part.lstrip("-").isdecimal():
             i = int(part)
             if not -len(cur) <= i < len(cur):
                 return MISSING
@@ -235,8 +236,8 @@ def _sniff(path: Path) -> str:
     try:
         with opener(path, "rb") as fh:
             head = fh.read(4096).lstrip()
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read: {exc}") from None
+    except _READ_ERRORS as exc:  # also a fake or truncated .gz
+        raise DatasetError(f"{path}: cannot read: {_read_problem(exc)}") from None
     if head.startswith(b"["):
         return "json"
     if head.startswith(b"{"):
@@ -303,6 +304,7 @@ def read_records(opts: FileOptions, split: str | None) -> Iterator[Raw]:
         raise DatasetError(f"{local}: no such file")
     else:
         paths = [local]
+    seen = 0
     for path in paths:
         kind = format_of(path, fmt)
         reader = {
@@ -315,16 +317,48 @@ def read_records(opts: FileOptions, split: str | None) -> Iterator[Raw]:
         if reader is None:
             raise DatasetError(f"{path}: format '{kind}' reads a directory or a hub id, not a file")
         for raw in reader(path, kind):
+            seen += 1
             yield Raw(raw.data, raw.where, raw.key, file_split) if file_split else raw
+    if not seen:
+        names = ", ".join(str(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
+        raise DatasetError(f"{names}: no records (the file is empty or has only a header)")
 
 
 def _open_text(path: Path) -> IO[str]:
+    """Text with undecodable bytes kept as surrogates, so a reader can name the bad line and go
+    on (`bad_utf8`) instead of dying mid-file with a UnicodeDecodeError."""
     try:
         if path.name.endswith(".gz"):
-            return gzip.open(path, "rt", encoding="utf-8", newline="")
-        return path.open(encoding="utf-8", newline="")
+            return gzip.open(path, "rt", encoding="utf-8", errors="surrogateescape", newline="")
+        return path.open(encoding="utf-8", errors="surrogateescape", newline="")
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read: {exc}") from None
+
+
+# What reading a damaged file raises mid-stream: a fake or truncated .gz (BadGzipFile is an
+# OSError, a cut stream an EOFError, a corrupt one a zlib.error), an I/O error.
+_READ_ERRORS = (OSError, EOFError, zlib.error)
+
+
+def _read_problem(exc: BaseException) -> str:
+    if isinstance(exc, EOFError):
+        return "the file ends early (a truncated .gz?)"
+    if isinstance(exc, gzip.BadGzipFile):
+        return f"not a gzip file ({exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def bad_utf8(values: Iterable[Any]) -> str | None:
+    """The problem with text decoded with surrogateescape, or None when it was valid UTF-8."""
+    for v in values:
+        if isinstance(v, str):
+            m = _SURROGATE.search(v)
+            if m:
+                return f"not valid UTF-8 (byte 0x{ord(m.group()) - 0xDC00:02x})"
+    return None
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 def _open_bytes(path: Path) -> IO[bytes]:
@@ -337,14 +371,26 @@ def _open_bytes(path: Path) -> IO[bytes]:
 def _read_jsonl(path: Path, _: str) -> Iterator[Raw]:
     label = file_label(path)
     with _open_bytes(path) as fh:
-        for lineno, line in enumerate(fh, 1):
+        lineno = 0
+        lines = iter(fh)
+        while True:
+            try:
+                line = next(lines)
+            except StopIteration:
+                break
+            except _READ_ERRORS as exc:  # the rest of the file is unreadable: one problem
+                where = f"{path}:{lineno + 1}"
+                yield Raw({"__error__": _read_problem(exc)}, where, f"{label}:{lineno + 1}")
+                return
+            lineno += 1
             if not line.strip():
                 continue
             where = f"{path}:{lineno}"
             try:
                 data = json.loads(line)
-            except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-                yield Raw({"__error__": f"not valid JSON: {exc}"}, where, f"{label}:{lineno}")
+            except (ValueError, RecursionError) as exc:  # also bad UTF-8, absurd nesting
+                problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+                yield Raw({"__error__": f"not valid JSON: {problem}"}, where, f"{label}:{lineno}")
                 continue
             if not isinstance(data, dict):
                 data = {"__error__": f"expected a JSON object, got {type(data).__name__}"}
@@ -359,6 +405,11 @@ def _read_json(path: Path, _: str) -> Iterator[Raw]:
             data = json.load(fh)
         except ValueError as exc:
             raise DatasetError(f"{path}: not valid JSON: {exc}") from None
+        except RecursionError:
+            raise DatasetError(f"{path}: not valid JSON: nested too deeply") from None
+        except _READ_ERRORS as exc:
+            raise DatasetError(f"{path}: cannot read: {_read_problem(exc)}") from None
+
     if isinstance(data, dict):
         raise DatasetError(
             f"{path}: a single JSON object; expected a list of records (or JSON Lines: one "
@@ -370,6 +421,8 @@ def _read_json(path: Path, _: str) -> Iterator[Raw]:
         where = f"{path}: record {n}"
         if not isinstance(rec, dict):
             rec = {"__error__": f"expected a JSON object, got {type(rec).__name__}"}
+        elif problem := bad_utf8([json.dumps(rec, ensure_ascii=False)]):
+            rec = {"__error__": problem}
         yield Raw(rec, where, f"{label}:{n}")
 
 
@@ -389,9 +442,16 @@ def _read_csv(path: Path, kind: str) -> Iterator[Raw]:
                 if None in row:
                     yield Raw({"__error__": "more cells than the header has columns"}, where, key)
                     continue
+                problem = bad_utf8([*row.values(), *row.keys()])
+                if problem:
+                    yield Raw({"__error__": problem}, where, key)
+                    continue
                 yield Raw({k: v for k, v in row.items() if v not in (None, "")}, where, key)
         except csv.Error as exc:
             raise DatasetError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+        except _READ_ERRORS as exc:  # a truncated .gz: what was read stands, the rest is one
+            where = f"{path}:{reader.line_num + 1}"
+            yield Raw({"__error__": _read_problem(exc)}, where, f"{label}:{reader.line_num + 1}")
 
 
 def _read_parquet(path: Path, _: str) -> Iterator[Raw]:
@@ -408,7 +468,16 @@ def _read_parquet(path: Path, _: str) -> Iterator[Raw]:
     except Exception as exc:  # pyarrow raises its own error types
         raise DatasetError(f"{path}: not a readable parquet file: {exc}") from None
     n = 0
-    for batch in pf.iter_batches(batch_size=1024):
+    batches = pf.iter_batches(batch_size=1024)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:  # a damaged row group: the rows after it are one problem
+            where = f"{path}: row {n + 1}"
+            yield Raw({"__error__": f"unreadable parquet: {exc}"}, where, f"{label}:{n + 1}")
+            return
         for rec in batch.to_pylist():
             n += 1
             yield Raw(rec, f"{path}: row {n}", f"{label}:{n}")
@@ -580,6 +649,11 @@ class RecordSource(DatasetSource):
                         self.renamed += 1
                     seen.add(obj.id)
                     yield obj
+            if not seen and self.skipped:  # name the file and the reason, not "no items"
+                raise DatasetError(
+                    f"{self.opts.path}: no usable record; {self.skipped} malformed one(s) skipped "
+                    f"(on_error = 'skip'), the first: {self.problems[0] if self.problems else '?'}"
+                )
         finally:
             if self.skipped:
                 log.warning(

@@ -112,7 +112,7 @@ def test_failed_matches_reach_the_hook_with_an_error(arena_plugin, arena_tournam
         assert call["verdict"] is None
         assert call["error"] is not None and call["error"].startswith("CallFailed: ")
         assert "injected failure" in call["error"]
-        assert call["match"]["status"] == "pending"  # the row as scheduled, before this run
+        assert call["match"]["status"] == "running"  # the row as this run claimed it
     assert ledger.counts(summary.tournament) == {"failed": 4}
     assert rec.of("finished")[0]["summary"] == {"done": 0, "failed": 4, "interrupted": False}
 
