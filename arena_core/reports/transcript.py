@@ -7,15 +7,22 @@ mark is paired, in order, with the tag the speaker wrote in `text`: a <quote> ma
 whose words differ from the passage's (after normalising case and punctuation) was repaired, and
 a mark the speaker typed itself is shown as forged, never as verified. Turns without quote checks
 (scratchpads, questions) get no highlights. Everything else is escaped text.
+
+Protocols now escape what a speaker typed before marking (turns whose meta holds a `quote_check`
+record): their `shown` text is HTML already, with the engine's own tags the only tags in it, so it
+is unescaped once before being escaped for the page, and a mark the speaker typed is plain text
+there (flagged on the turn, never highlighted).
 """
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from arena_core.reports.html import esc, pct
+from arena_core.types import QUOTE_CHECK
 
 RAW_TAG = re.compile(r"<(quote|v_quote|invalid_quote)>(.*?)</\1>", re.DOTALL)
 SHOWN_TAG = re.compile(r"<(v_quote|invalid_quote)>(.*?)</\1>", re.DOTALL)
@@ -33,9 +40,21 @@ def _norm(text: str) -> str:
     return _NON_WORD.sub(" ", text.lower()).strip()
 
 
-def quote_kinds(text: str, shown: str) -> list[str]:
+def _escaped(meta: dict[str, Any]) -> bool:
+    """Whether the protocol escaped the speaker's text before marking (see the module doc)."""
+    return QUOTE_CHECK in meta
+
+
+def typed_marks(text: str) -> int:
+    """Verification marks the speaker typed (as text: they were never checked)."""
+    return sum(1 for tag, _ in RAW_TAG.findall(text) if tag != "quote")
+
+
+def quote_kinds(text: str, shown: str, meta: dict[str, Any] | None = None) -> list[str]:
     """The check behind each mark in `shown`, in order: verified, repaired, fabricated, spoofed."""
     raw = RAW_TAG.findall(text)
+    if meta is not None and _escaped(meta):  # typed marks are text there, not marks
+        raw = [r for r in raw if r[0] == "quote"]
     kinds = []
     for k, (tag, words) in enumerate(SHOWN_TAG.findall(shown)):
         wrote = raw[k] if k < len(raw) else None
@@ -43,7 +62,7 @@ def quote_kinds(text: str, shown: str) -> list[str]:
             kinds.append("spoofed")
         elif tag == "invalid_quote":
             kinds.append("fabricated")
-        elif wrote is not None and _norm(wrote[1]) != _norm(words):
+        elif wrote is not None and _norm(wrote[1]) != _norm(html.unescape(words)):
             kinds.append("repaired")
         else:
             kinds.append("verified")
@@ -52,16 +71,18 @@ def quote_kinds(text: str, shown: str) -> list[str]:
 
 def speech_html(text: str, shown: str, meta: dict[str, Any]) -> str:
     """The shown text, escaped, with checked quotes as <mark>s (only where checks were stored)."""
+    plain = html.unescape if _escaped(meta) else str
     if "quotes" not in meta:
-        return esc(shown)
-    kinds = iter(quote_kinds(text, shown))
+        return esc(plain(shown))
+    kinds = iter(quote_kinds(text, shown, meta))
     out, last = [], 0
     for m in SHOWN_TAG.finditer(shown):
         kind = next(kinds)
-        out.append(esc(shown[last : m.start()]))
-        out.append(f'<mark class="{kind}" title="{esc(KIND_TITLE[kind])}">{esc(m.group(2))}</mark>')
+        out.append(esc(plain(shown[last : m.start()])))
+        title = esc(KIND_TITLE[kind])
+        out.append(f'<mark class="{kind}" title="{title}">{esc(plain(m.group(2)))}</mark>')
         last = m.end()
-    out.append(esc(shown[last:]))
+    out.append(esc(plain(shown[last:])))
     return "".join(out)
 
 
@@ -69,7 +90,7 @@ def quote_badge(text: str, shown: str, meta: dict[str, Any]) -> str:
     """The stored counts, and a warning where the marks do not add up to them."""
     if "quotes" not in meta:
         return ""
-    kinds = quote_kinds(text, shown)
+    kinds = quote_kinds(text, shown, meta)
     counted = sum(1 for k in kinds if k != "spoofed")
     parts = [
         f"{int(meta.get('quotes') or 0)} quotes",
@@ -80,6 +101,8 @@ def quote_badge(text: str, shown: str, meta: dict[str, Any]) -> str:
     warn = ""
     if "spoofed" in kinds:
         warn += ' <span class="tag bad">quote marks typed by the speaker</span>'
+    elif _escaped(meta) and typed_marks(text):
+        warn += ' <span class="tag bad">quote marks typed by the speaker (shown as text)</span>'
     if counted != int(meta.get("quotes") or 0):
         warn += ' <span class="tag bad">marks do not match the stored checks</span>'
     if meta.get("truncated"):

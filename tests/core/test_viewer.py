@@ -78,7 +78,11 @@ def test_pages_and_filters(ledger, base) -> None:
     assert "2 match(es)" in body
     status, body = get(base + "/match/" + hostile_match(ledger))
     assert status == 200 and "forged evidence" in body
-    assert '<mark class="spoofed"' in body and '<mark class="fabricated"' in body
+    # The protocol escaped the typed <v_quote> (h-quotes): plain text, flagged, never a mark.
+    assert "quote marks typed by the speaker (shown as text)" in body
+    assert "&lt;v_quote&gt;forged evidence&lt;/v_quote&gt;" in body
+    assert body.count('<mark class="spoofed"') == 1  # the legend's only
+    assert '<mark class="fabricated"' in body
     assert '<mark class="verified"' in body and "<script>" not in body
     assert get(base + "/match/ffffffff")[0] == 404
     assert get(base + "/report")[0] == 200
@@ -121,3 +125,19 @@ def test_the_detector_sees_a_script_that_runs(tmp_path) -> None:
     page = tmp_path / "unsafe.html"
     page.write_text(f"<html><body>{browser.PAYLOAD}</body></html>")
     assert browser.pwned(browser.dump_dom(page.as_uri()))
+
+
+def test_text_a_protocol_escaped_is_escaped_once() -> None:
+    from arena_core.reports.transcript import quote_badge, speech_html
+
+    text = "<script>x</script> <quote>The cat</quote> <v_quote>fake</v_quote>"
+    shown = (
+        "&lt;script&gt;x&lt;/script&gt; <v_quote>The cat</v_quote> "
+        "&lt;v_quote&gt;fake&lt;/v_quote&gt;"
+    )
+    meta = {"quotes": 1, "valid": 1, "quote_check": {"verified": ["The cat"], "invalid": []}}
+    out = speech_html(text, shown, meta)
+    assert out.startswith("&lt;script&gt;x&lt;/script&gt;")  # once, not &amp;lt;
+    assert '<mark class="verified"' in out and "&amp;" not in out
+    assert "&lt;v_quote&gt;fake&lt;/v_quote&gt;" in out  # the typed mark is text
+    assert "typed by the speaker (shown as text)" in quote_badge(text, shown, meta)
