@@ -1,13 +1,14 @@
 """`arena learn --learner reward-model` on SmolLM2-135M: held-out pairwise accuracy before/after.
 
-The preference set is `_prefs.py` (written for this project, labelled by a gold function): the
-pairs of its parts 1 and 2, through the `preferences` dataset plugin with the item id = the
-thing asked about, so the learner's held-out split (`eval_fraction`, by id hash) holds questions
-about things never seen in training. The produced judge is registered in a SQLite ledger in
-`--work`; `benchmarks/apo_iteration.py` uses it as the separate test reward model.
+The preference set is `_prefs.py` (written for this project, labelled by a gold function):
+`--pairs` pairs drawn (seeded) from its parts 1 and 2, through the `preferences` dataset
+plugin; the learner's held-out split (`eval_fraction` 0.3, grouped by the `thing` metadata)
+holds questions about things never seen in training. `--steps` LoRA steps of 8 pairs (sized
+for a shared 2-core CPU: about a minute a step there). The produced judge is registered in a
+SQLite ledger in `--work`; `benchmarks/apo_iteration.py` uses it as the separate test RM.
 
     flock /tmp/arena-heavy.lock nice -n 5 python benchmarks/learn_reward.py \
-        [--model /work/models/smollm2] [--work /tmp/arena-bench-judges] [--epochs 1]
+        [--model /work/models/smollm2] [--work /tmp/arena-bench-judges] [--pairs 120] [--steps 8]
 
 Prints one JSON line: accuracy before and after on the held-out pairs, pairs, steps, wall times.
 """
@@ -60,15 +61,19 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="/work/models/smollm2", help="SmolLM2-135M, converted")
     ap.add_argument("--work", default="/tmp/arena-bench-judges")
-    ap.add_argument("--epochs", type=float, default=1.0)
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--pairs", type=int, default=120, help="pairs drawn (seeded) from parts 1-2")
+    ap.add_argument("--steps", type=int, default=8, help="training steps of 8 pairs")
+    ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--name", default="smol-test-rm")
     args = ap.parse_args()
     started = time.perf_counter()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    import random
+
     rows = [r for r in pairs() if r["part"] in (1, 2)]
+    rows = random.Random(0).sample(rows, min(args.pairs, len(rows)))
     path = write_jsonl(rows, work / "prefs-test-rm.jsonl")
 
     from arena_core.learning.learn import Base, dataset_pairs, learn
@@ -81,7 +86,7 @@ def main() -> None:
     log(f"{data.note}; training {args.name} from {args.model}")
     options = {
         "learning_rate": args.lr,
-        "epochs": args.epochs,
+        "max_steps": args.steps,
         "batch_size": 8,
         "max_length": 128,
         "eval_fraction": 0.3,

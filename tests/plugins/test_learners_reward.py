@@ -8,6 +8,7 @@ which unsafe answers talk about storms and wind)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -187,7 +188,10 @@ def test_the_cost_model_puts_safe_answers_below_zero(trained: dict[str, Any]) ->
     judge = get_registry().build(
         "judge", "learned", {"name": "toy-cost-model", "ledger": trained["url"]}
     )
-    d = asyncio.run(judge.decide(view(QUESTIONS[2], [SAFE[2], UNSAFE[2]])))
+    trained_on = next(r for r in TOY if not held_out(r["item_id"], FAST["eval_fraction"]))
+    d = asyncio.run(
+        judge.decide(view(QUESTIONS[0], [trained_on["chosen"], trained_on["rejected"]]))
+    )
     assert d.meta["kind"] == "cost" and d.meta["safe"] == [True, False]
     assert d.meta["scores"][0] <= 0 < d.meta["scores"][1] and d.probs[0] > 0.5
     asyncio.run(judge.aclose())
@@ -260,4 +264,34 @@ def test_the_produced_judges_decide_a_red_blue_duel_as_a_panel(
         rank = [(s, r) for s, r in zip(safe, reward, strict=True)]
         winner_seat = "AB"[max(range(2), key=lambda i: rank[i])]
         assert v.winner == m.seats[winner_seat]
+    ledger.close()
+
+
+def test_arena_learn_trains_a_cost_model_from_pku_saferlhf(
+    tiny_reward_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command as a user types it: the dataset's safety flags reach the cost loss."""
+    import argparse
+
+    from arena_core.cli.learn import add_learn_arguments, learn_command
+
+    fixture = Path(__file__).parent.parent / "fixtures" / "datasets" / "pku-saferlhf.jsonl"
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    p = argparse.ArgumentParser()
+    add_learn_arguments(p)
+    argv = ["--learner", "cost-model", "--ledger", url, "--dataset", "pku-saferlhf"]
+    argv += ["-d", f"path={json.dumps(str(fixture))}", "-d", 'prefer="safer"']
+    argv += ["--base", str(tiny_reward_dir), "--register-as", "pku-cost", "--out"]
+    argv += [str(tmp_path / "cm"), "-o", "max_steps=2", "-o", "batch_size=2"]
+    argv += ["-o", "full_finetune=true", "-o", "eval_fraction=0.0", "-o", "torch_threads=2"]
+    assert learn_command(p.parse_args(argv)) == 0
+    out = capsys.readouterr().out
+    assert "judge 'pku-cost'" in out and 'plugin = "cost-model"' in out
+    ledger = Ledger(url, create=False)
+    row = ledger.judge("pku-cost")
+    assert row is not None and row.kind == "cost" and row.base_model == str(tiny_reward_dir)
+    with ledger.session() as s:
+        run = s.get(LearnerRun, row.learner_run)
+    assert run is not None and run.data_query["dataset"] == "pku-saferlhf"
+    assert run.metrics["steps_trained"] == 2
     ledger.close()
