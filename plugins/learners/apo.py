@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Literal
 from arena_plugins.learners.reward import (
     RewardOptions,
     ScorePair,
+    relay,
     reward_pairs,
     score_texts,
     train_score_model,
@@ -203,7 +204,7 @@ def sft_policy(
     """TRL's SFTTrainer (LoRA; continuing `adapter` when given) on prompt -> best completion."""
     import datasets
     from arena_plugins.learners.dpo import _use_cpu, checkpointing_field, plain_prompt
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
@@ -255,17 +256,7 @@ def sft_policy(
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    callbacks = []
-    if on_log is not None:
-
-        class _Relay(TrainerCallback):
-            def on_log(
-                self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any
-            ) -> None:
-                if state.is_world_process_zero and logs:
-                    on_log({"step": state.global_step, "stage": "policy", **logs})
-
-        callbacks.append(_Relay())
+    callbacks = relay(on_log, stage="policy")
     trainer = SFTTrainer(
         model=model,
         args=config,
@@ -340,7 +331,7 @@ class ApoLearner(Learner):
             gaps["last"] = per_item
             return {"gold_sample_gap": gap}
 
-        def relay(logs: dict[str, Any]) -> None:
+        def rm_log(logs: dict[str, Any]) -> None:
             if on_log is not None:
                 on_log({**logs, "stage": "rm"})
 
@@ -351,7 +342,7 @@ class ApoLearner(Learner):
             opts.rm,
             "reward",
             test=human,
-            on_log=relay,
+            on_log=rm_log,
             extra_eval=gap_eval,
         )
         rescored: dict[str, list[float]] = gaps["last"]  # the updated RM's scores

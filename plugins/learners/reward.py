@@ -390,6 +390,20 @@ def _collator_class() -> type:
     return ArenaScoreCollator
 
 
+def relay(on_log: Callable[[dict[str, Any]], None] | None, **tags: Any) -> list[Any]:
+    """Trainer callbacks passing each logged row (step number first, then `tags`) to `on_log`."""
+    if on_log is None:
+        return []
+    from transformers import TrainerCallback
+
+    class _Relay(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if state.is_world_process_zero and logs:
+                on_log({"step": state.global_step, **tags, **logs})
+
+    return [_Relay()]
+
+
 def _use_cpu(device: str) -> bool:
     from arena_plugins.learners.dpo import _use_cpu as use_cpu
 
@@ -413,7 +427,6 @@ def train_score_model(
     import torch
     from arena_plugins.judges.reward_model import encode
     from arena_plugins.learners.dpo import checkpointing_field, pick_precision
-    from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback
     from transformers.utils import logging as hf_logging
     from trl import RewardConfig
@@ -488,17 +501,7 @@ def train_score_model(
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    callbacks = []
-    if on_log is not None:
-
-        class _Relay(TrainerCallback):
-            def on_log(
-                self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any
-            ) -> None:
-                if state.is_world_process_zero and logs:
-                    on_log({"step": state.global_step, **logs})
-
-        callbacks.append(_Relay())
+    callbacks = relay(on_log)
     trainer = _trainer_class()(
         model=model,
         args=config,
