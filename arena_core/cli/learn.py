@@ -7,6 +7,7 @@ arena_core.learning (and the learner plugin imports torch and trl) when they run
         [--base PLAYER|DIR] [--register-as NAME] [--out DIR] [-o key=value ...]
     arena loop tournaments/iterative-dpo.toml [--ledger URL] [--iterations N]
     arena model tiny OUT_DIR
+    arena judges [--ledger URL]
 """
 
 from __future__ import annotations
@@ -74,8 +75,18 @@ def add_learn_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--adapter", metavar="DIR", help="a LoRA adapter on top of --base DIR")
     out.add_argument("--parent", metavar="PLAYER", help="lineage parent when --base is a DIR")
     out.add_argument(
-        "--register-as", metavar="NAME", help="the new player's name (default: <base>-<learner>-N)"
+        "--register-as",
+        metavar="NAME",
+        help="the new player's (or judge-only learner's judge's) name (default: "
+        "<base>-<learner>-N)",
     )
+    out.add_argument(
+        "--judge-base",
+        metavar="JUDGE|DIR",
+        help="the judge a learner trains alongside the policy starts from (APO's reward model): "
+        "a ledger judge (it becomes the parent) or a model directory",
+    )
+    out.add_argument("--judge-name", metavar="NAME", help="the produced judge's name")
     out.add_argument("--out", metavar="DIR", help="checkpoint directory (default: models/NAME)")
     p.add_argument(
         "-q", "--quiet", action="store_true", help="no progress; print only the final result line"
@@ -113,6 +124,9 @@ def add_commands(sub: Any) -> None:
         sub.add_parser("loop", help="iterate self-play -> learn -> cross-play (resumable)")
     )
     add_model_arguments(sub.add_parser("model", help="local models: `arena model tiny OUT_DIR`"))
+    j = sub.add_parser("judges", help="judges learners produced (reward, cost models) and lineage")
+    j.add_argument("--ledger", metavar="URL", help=LEDGER_HELP)
+    j.add_argument("--format", choices=("table", "json"), default="table")
 
 
 def gather_pairs(args: argparse.Namespace, ledger: Ledger, registry: Registry) -> PairData:
@@ -222,6 +236,15 @@ def default_base(args: argparse.Namespace, ledger: Ledger, data: PairData) -> st
     raise UsageError(
         f"the pairs' matches have no model-backed ('{AGENT}') player (players: "
         f"{', '.join(sorted(names)) or 'none'}); name the model to train with --base DIR"
+
+
+def judge_snippet(name: str, plugin: str, options: dict[str, Any], ledger_url: str) -> str:
+    """The [judge] table that enters a produced judge in a tournament, by options or by name."""
+    return (
+        f'[judge]\nplugin = "{plugin}"\noptions = {toml_inline(options)}\n'
+        f"# or by its ledger name:\n"
+        f'# [judge]\n# plugin = "learned"\n'
+        f"# options = {toml_inline({'name': name, 'ledger': ledger_url})}\n"
     )
 
 
@@ -230,7 +253,13 @@ def learn_command(args: argparse.Namespace) -> int:
     import sys
 
     from arena_core.cli.datasets import parse_options
-    from arena_core.learning.learn import format_step, is_main_process, learn, resolve_base
+    from arena_core.learning.learn import (
+        format_step,
+        is_main_process,
+        learn,
+        resolve_base,
+        resolve_judge_base,
+    )
     from arena_core.ledger import Ledger
     from arena_core.plugins import get_registry
 
@@ -253,6 +282,7 @@ def learn_command(args: argparse.Namespace) -> int:
         base = resolve_base(ledger, chosen, adapter=args.adapter, player=args.player)
         if args.parent:
             base.parent = args.parent
+        judge_base = resolve_judge_base(ledger, args.judge_base) if args.judge_base else None
         say(f"learn {args.learner}: {data.note}; base {base.parent or base.model}")
 
         def on_step(logs: dict[str, Any]) -> None:
@@ -270,7 +300,10 @@ def learn_command(args: argparse.Namespace) -> int:
             name=args.register_as,
             out_dir=args.out,
             on_step=on_step,
+            judge_base=judge_base,
+            judge_name=args.judge_name,
         )
+        ledger_url = ledger.url
     finally:
         ledger.close()
     if is_main_process():
@@ -283,13 +316,86 @@ def learn_command(args: argparse.Namespace) -> int:
                 f"{before.get('rewards/accuracies', float('nan')):.2f} -> "
                 f"{after.get('rewards/accuracies', float('nan')):.2f}"
             )
-        print(
-            f"learner run {result.run_id}: player '{result.player}' (parent "
-            f"{base.parent or '-'}) at {result.checkpoint}{figures}"
-        )
+        made = []
+        if result.player is not None:
+            made.append(f"player '{result.player}' (parent {base.parent or '-'})")
+        if result.judge is not None:
+            origin = judge_base or base
+            made.append(f"judge '{result.judge}' (parent {origin.judge or origin.model})")
+        print(f"learner run {result.run_id}: {', '.join(made)} at {result.checkpoint}{figures}")
+        held_out = result.summary.get("metrics", {}).get("eval") or {}
+        if held_out:
+            shown = ", ".join(
+                f"{k} {v:.3f}" for k, v in sorted(held_out.items()) if isinstance(v, float)
+            )
+            print(f"held-out: {shown}")
         if not args.quiet:
-            print(player_snippet(registry, result.player, result.options))
+            if result.player is not None:
+                print(player_snippet(registry, result.player, result.options))
+            if result.judge is not None and result.judge_plugin is not None:
+                print(
+                    judge_snippet(
+                        result.judge, result.judge_plugin, result.judge_options, ledger_url
+                    )
+                )
     return 0
+
+
+def judges_command(args: argparse.Namespace) -> int:
+    """`arena judges`: every produced judge with its plugin, kind, lineage and held-out figures."""
+    import json
+
+    from arena_core.ledger import LearnerRun, Ledger
+
+    ledger = Ledger(args.ledger, create=False)
+    try:
+        rows = []
+        for j in ledger.judges():
+            run = None
+            if j.learner_run is not None:
+                with ledger.session() as s:
+                    run = s.get(LearnerRun, j.learner_run)
+            metrics = (run.metrics if run else {}) or {}
+            rows.append(
+                {
+                    "name": j.name,
+                    "plugin": j.plugin,
+                    "kind": j.kind,
+                    "parent": j.parent,
+                    "base_model": j.base_model,
+                    "learner_run": j.learner_run,
+                    "learner": run.learner if run else None,
+                    "data": (run.data_query if run else {}) or {},
+                    "eval": metrics.get("eval") or {},
+                    "options": j.options,
+                    "created_at": j.created_at.isoformat(),
+                }
+            )
+    finally:
+        ledger.close()
+    if args.format == "json":
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    if not rows:
+        print("no judges in the ledger (train one: arena learn --learner reward-model ...)")
+        return 0
+    print(f"{'judge':28} {'plugin':12} {'kind':6} {'parent':28} {'run':>4} {'learner':11} held-out")
+    for r in rows:
+        ev = r["eval"]
+        keys = ("accuracy", "sign_accuracy")
+        figures = " ".join(f"{k}={ev[k]:.3f}" for k in keys if isinstance(ev.get(k), float))
+        parent = r["parent"] or r["base_model"] or "-"
+        run = "" if r["learner_run"] is None else str(r["learner_run"])
+        print(
+            f"{_plain(r['name']):28} {r['plugin']:12} {r['kind']:6} {_plain(parent)[-28:]:28} "
+            f"{run:>4} {r['learner'] or '-':11} {figures or '-'}"
+        )
+    return 0
+
+
+def _plain(text: str) -> str:
+    """Names and paths come from the ledger: printable characters only on a terminal."""
+    return "".join(c if c.isprintable() else "?" for c in str(text))
 
 
 def model_builders() -> dict[str, Any]:

@@ -716,6 +716,7 @@ COMMANDS = {
     "learn": learn_args.learn_command,
     "loop": learn_args.loop_command,
     "model": learn_args.model_command,
+    "judges": learn_args.judges_command,
     "pairs": cmd_pairs,
     **views.COMMANDS,
 }

@@ -1,4 +1,4 @@
-"""`arena learn`: preference pairs -> a learner plugin -> a checkpoint -> a new player.
+"""`arena learn`: preference pairs -> a learner plugin -> a checkpoint -> a player and/or a judge.
 
     arena learn --learner dpo --from-ledger [URL] [--tournament T] [--player P] ... \
         [--base PLAYER|DIR] [--register-as NAME] [--out DIR] [-o key=value ...]
@@ -11,14 +11,31 @@ of pairs and the ids of the matches the pairs came from; the learner trains, eac
 appended to the row's metrics; the row ends `done` (checkpoint, wall time, before/after figures)
 or `failed` (the error); on success the checkpoint becomes a player with agent `transformers`,
 its parent the player it was trained from, and `learner_run` pointing at the row (the row
-closes and the player appears in one transaction). `--from-ledger URL --ledger OTHER` reads the
+closes and the player appears in one transaction).
+
+What a run produces is the learner's declaration: a class attribute `produces`, a subset of
+("player", "judge"), default ("player",). A learner that produces a judge (a reward model, a cost
+model, a discriminator) puts in its summary
+
+    "judge": {"plugin": "reward-model", "options": {"model": DIR}, "kind": "reward"}
+
+(`plugin` and `options` build it as a tournament's `[judge]` table does; `kind` is reward or
+cost), and `learn()` registers it in the `judge` table in the same transaction as the player,
+with its lineage: the learner run (and through it the data query), the parent judge (`--base`
+or `--judge-base` naming a ledger judge) and the base model. A judge-only run takes the run's
+name; a run producing both names the judge `<player>-<judge_suffix>` (the learner's attribute,
+default "judge"). `--judge-base JUDGE|DIR` reaches the learner's `fit` as `judge_model=DIR`
+(APO's reward model, D2PO's discriminator). Tournaments name a produced judge by its options or
+by its ledger name (the `learned` judge plugin). `--from-ledger URL --ledger OTHER` reads the
 pairs from URL and records the run and the player in OTHER. Under `accelerate launch` or
 `torchrun` only rank 0 writes to the ledger.
 
 The pairs a learner's `fit(data, base_model, out_dir, adapter=..., on_log=...)` receives are dicts
 with `prompt` (chat messages, a list of {role, content}), `chosen` and `rejected` (text), and
 `target` (soft probability that chosen wins, or None), `gap` (value gap, or None),
-`score_chosen`, `score_rejected`, `match_id`. A learner reports what it trained in a `summary`
+`score_chosen`, `score_rejected`, `match_id`, `item_id` (the item, or the dataset pair's id: what
+joins samples with gold answers) and `meta` (a dict: the dataset pair's metadata, such as
+PKU-SafeRLHF's safety flags, or the ledger pair's). A learner reports what it trained in a `summary`
 attribute (or an `arena-learn.json` file in the checkpoint) whose `player` entry holds the
 `transformers` options (`model`, `adapter`) that load the checkpoint.
 
@@ -37,7 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from arena_core.errors import UsageError, suggest
-from arena_core.ledger import LearnerRun, Ledger, Player
+from arena_core.ledger import JudgeRow, LearnerRun, Ledger, Player
 
 if TYPE_CHECKING:
     from arena_core.learning.pairs import PairQuery
@@ -91,6 +108,16 @@ def _num(value: Any) -> float | None:
         return None
 
 
+def _meta(value: Any) -> dict[str, Any]:
+    """A pair's metadata as a dict: ledger and exported rows carry it as a JSON string."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError:
+            return {"text": value}
+    return dict(value) if isinstance(value, dict) else {}
+
+
 def normalize(row: dict[str, Any]) -> dict[str, Any]:
     """One pair in the learners' shape, from an export row, a dataset pair or a ledger pair."""
     for key in ("prompt", "chosen", "rejected"):
@@ -109,6 +136,8 @@ def normalize(row: dict[str, Any]) -> dict[str, Any]:
         "score_chosen": sc,
         "score_rejected": sr,
         "match_id": row.get("match_id"),
+        "item_id": None if (item := row.get("item_id", row.get("id"))) is None else str(item),
+        "meta": _meta(row.get("meta", row.get("metadata"))),
     }
 
 
@@ -199,16 +228,20 @@ class Base:
     adapter: str | None = None
     parent: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # the parent's agent options
+    judge: str | None = None  # the ledger judge these weights are (lineage of a produced judge)
 
 
 def resolve_base(
     ledger: Ledger, base: str | None, *, adapter: str | None = None, player: str | None = None
 ) -> Base:
-    """`--base` as a ledger player (its model and adapter, and lineage) or a model directory;
-    without it, the player the pairs were filtered on."""
+    """`--base` as a ledger player (its model and adapter, and lineage), a ledger judge (its
+    model; a reward model trained further) or a model directory; without it, the player the
+    pairs were filtered on."""
     name = base or player
     if name is None:
         raise UsageError("name the model to train: --base PLAYER (in the ledger) or --base DIR")
+    if base is not None and ledger.player(name) is None and ledger.judge(name) is not None:
+        return resolve_judge_base(ledger, name)
     row = ledger.player(name)
     if row is not None:
         if row.agent != AGENT or not row.options.get("model"):
@@ -231,6 +264,24 @@ def resolve_base(
     )
 
 
+def resolve_judge_base(ledger: Ledger, name: str) -> Base:
+    """A ledger judge (its `model` option, and its name for lineage) or a model directory."""
+    row = ledger.judge(name)
+    if row is not None:
+        model = row.options.get("model")
+        if not model:
+            raise UsageError(
+                f"judge '{name}' ({row.plugin}) has no 'model' option: nothing to train from"
+            )
+        return Base(model=str(model), judge=row.name)
+    if Path(name).exists():
+        return Base(model=name)
+    known = [j.name for j in ledger.judges()]
+    raise UsageError(
+        f"{name!r} is neither a judge in the ledger{suggest(name, known)} nor a model directory"
+    )
+
+
 def _players(ledger: Ledger) -> list[Player]:
     from sqlmodel import select
 
@@ -239,10 +290,12 @@ def _players(ledger: Ledger) -> list[Player]:
 
 
 def default_name(ledger: Ledger, base: Base, learner: str) -> str:
-    """`<parent>-<learner>-<n>`: the same on every rank, since it is read before any write."""
-    stem = base.parent or Path(base.model.rstrip("/")).name or "model"
-    pattern = re.compile(rf"^{re.escape(stem)}-{re.escape(learner)}-(\d+)$")
-    taken = [int(m.group(1)) for p in _players(ledger) if (m := pattern.match(p.name))]
+    """`<parent>-<learner>-<n>`: the same on every rank, since it is read before any write.
+    Players and judges share the numbering, so a run's player and judge names never collide."""
+    stem = base.parent or base.judge or Path(base.model.rstrip("/")).name or "model"
+    pattern = re.compile(rf"^{re.escape(stem)}-{re.escape(learner)}-(\d+)")
+    names = [p.name for p in _players(ledger)] + [j.name for j in ledger.judges()]
+    taken = [int(m.group(1)) for n in names if (m := pattern.match(n))]
     return f"{stem}-{learner}-{max(taken, default=0) + 1}"
 
 
@@ -292,13 +345,21 @@ class RunLog:
         self._flushed = time.monotonic()
 
     def done(
-        self, checkpoint: str, wall: float, summary: dict[str, Any], player: Player | None = None
+        self,
+        checkpoint: str,
+        wall: float,
+        summary: dict[str, Any],
+        player: Player | None = None,
+        judge: JudgeRow | None = None,
     ) -> None:
-        """Close the run and register its player in one transaction: a run is `done` exactly
-        when its player exists (what `arena loop` relies on to resume)."""
+        """Close the run and register its player and judge in one transaction: a run is `done`
+        exactly when what it produced exists (what `arena loop` relies on to resume).
+        A learner's `summary["metrics"]` (held-out evaluation, say) joins the run's metrics."""
         for key in ("before", "after", "train_loss", "kind"):
             if key in summary:
                 self.metrics[key] = summary[key]
+        if isinstance(summary.get("metrics"), dict):
+            self.metrics.update(summary["metrics"])
         if isinstance(summary.get("steps"), int):
             self.metrics["steps_trained"] = summary["steps"]
         with self.ledger.session() as s:
@@ -311,6 +372,10 @@ class RunLog:
                 if s.get(Player, player.name) is not None:
                     raise UsageError(f"player '{player.name}' is already in the ledger")
                 s.add(player)
+            if judge is not None:
+                if s.get(JudgeRow, judge.name) is not None:
+                    raise UsageError(f"judge '{judge.name}' is already in the ledger")
+                s.add(judge)
             s.commit()
 
     def failed(self, error: str, wall: float) -> None:
@@ -325,10 +390,46 @@ class RunLog:
 @dataclass
 class Learned:
     run_id: int | None
-    player: str
+    player: str | None  # None when the learner produces only a judge
     checkpoint: str
     summary: dict[str, Any]
-    options: dict[str, Any]
+    options: dict[str, Any]  # the player's agent options
+    judge: str | None = None
+    judge_plugin: str | None = None
+    judge_options: dict[str, Any] = field(default_factory=dict)
+
+
+PRODUCTS = ("player", "judge")
+JUDGE_KINDS = ("reward", "cost")
+
+
+def produces(learner: Any) -> tuple[str, ...]:
+    """What a learner declares it produces (its `produces` attribute; default a player)."""
+    out = tuple(getattr(learner, "produces", ("player",)))
+    bad = [p for p in out if p not in PRODUCTS]
+    if not out or bad:
+        raise UsageError(
+            f"learner {type(learner).__name__} declares produces={out!r}; expected a non-empty "
+            f"subset of {PRODUCTS}"
+        )
+    return out
+
+
+def judge_entry(registry: Registry, summary: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
+    """(plugin, validated options, kind) of the judge a learner's summary declares."""
+    spec = summary.get("judge")
+    if not isinstance(spec, dict) or not spec.get("plugin"):
+        raise UsageError(
+            "the learner declares it produces a judge, but its summary has no "
+            "'judge': {'plugin': ..., 'options': {...}, 'kind': ...} entry"
+        )
+    kind = str(spec.get("kind", "reward"))
+    if kind not in JUDGE_KINDS:
+        raise UsageError(f"a produced judge's kind must be one of {JUDGE_KINDS}, got {kind!r}")
+    plugin = str(spec["plugin"])
+    registry.get("judge", plugin, key="summary judge plugin")
+    checked = registry.validate("judge", plugin, dict(spec.get("options") or {}))
+    return plugin, checked.model_dump(mode="json", exclude_defaults=True), kind
 
 
 def player_options(
@@ -364,27 +465,49 @@ def learn(
     out_dir: str | Path | None = None,
     tags: dict[str, Any] | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    judge_base: Base | None = None,
+    judge_name: str | None = None,
 ) -> Learned:
-    """Train `learner` on `data` from `base`, record the run, register the player."""
+    """Train `learner` on `data` from `base` (and `judge_base`, the judge a learner that trains
+    one alongside the policy starts from), record the run, register what it produces."""
     entry = registry.get("learner", learner, key="--learner")
     checked = registry.validate("learner", learner, options, table="learner.options")
     if not data.rows:
         raise UsageError(f"no preference pairs to learn from ({data.note or 'empty'})")
+    model = entry.factory(checked)  # cheap: learners import torch in `fit`
+    made = produces(model)
     name = name or default_name(ledger, base, learner)
     main = is_main_process()
-    if ledger.player(name) is not None:
+    if "player" in made and ledger.player(name) is not None:
         raise UsageError(f"player '{name}' is already in the ledger: pick another --register-as")
+    if "judge" in made:
+        if judge_name is None:
+            suffix = getattr(model, "judge_suffix", "judge")
+            judge_name = f"{name}-{suffix}" if "player" in made else name
+        if ledger.judge(judge_name) is not None:
+            raise UsageError(f"judge '{judge_name}' is already in the ledger: pick another name")
+    else:
+        judge_name = None
     out = Path(out_dir) if out_dir is not None else Path(DEFAULT_OUT) / name
     config = {
         "learner": learner,
         "options": checked.model_dump(mode="json"),
-        "base": {"model": base.model, "adapter": base.adapter, "parent": base.parent},
-        "player": name,
+        "base": {
+            "model": base.model,
+            "adapter": base.adapter,
+            "parent": base.parent,
+            "judge": base.judge,
+        },
+        "produces": list(made),
+        "player": name if "player" in made else None,
+        "judge": judge_name,
         "out": str(out),
         **(tags or {}),
     }
+    if judge_base is not None:
+        config["judge_base"] = {"model": judge_base.model, "judge": judge_base.judge}
     run = RunLog(ledger, learner, config, data) if main else None
-    model = entry.factory(checked)
+    extra: dict[str, Any] = {} if judge_base is None else {"judge_model": judge_base.model}
 
     def on_log(logs: dict[str, Any]) -> None:
         if run is not None:
@@ -395,7 +518,7 @@ def learn(
     started = time.perf_counter()
     try:
         checkpoint = Path(
-            model.fit(data.rows, base.model, out, adapter=base.adapter, on_log=on_log)
+            model.fit(data.rows, base.model, out, adapter=base.adapter, on_log=on_log, **extra)
         )
     except BaseException as exc:
         if run is not None:
@@ -404,13 +527,44 @@ def learn(
         raise
     wall = time.perf_counter() - started
     summary = read_summary(model, checkpoint)
-    opts = player_options(registry, base, summary, str(checkpoint))
+    opts: dict[str, Any] = {}
+    player: Player | None = None
+    judge: JudgeRow | None = None
+    jplugin, jopts = None, {}
+    try:
+        if "player" in made:
+            opts = player_options(registry, base, summary, str(checkpoint))
+            player = Player(name=name, agent=AGENT, options=opts, parent=base.parent)
+        if judge_name is not None and run is not None:  # other ranks have no summary
+            jplugin, jopts, kind = judge_entry(registry, summary)
+            origin = judge_base if judge_base is not None else base
+            judge = JudgeRow(
+                name=judge_name,
+                plugin=jplugin,
+                options=jopts,
+                kind=kind,
+                parent=origin.judge,
+                base_model=origin.model,
+            )
+    except BaseException as exc:
+        if run is not None:
+            run.failed(f"{type(exc).__name__}: {exc}", wall)
+        raise
     if run is not None:
-        player = Player(
-            name=name, agent=AGENT, options=opts, parent=base.parent, learner_run=run.id
-        )
-        run.done(str(checkpoint), wall, summary, player)
-    return Learned(run.id if run else None, name, str(checkpoint), summary, opts)
+        for row in (player, judge):
+            if row is not None:
+                row.learner_run = run.id
+        run.done(str(checkpoint), wall, summary, player, judge)
+    return Learned(
+        run.id if run else None,
+        name if player is not None or (run is None and "player" in made) else None,
+        str(checkpoint),
+        summary,
+        opts,
+        judge=judge_name,
+        judge_plugin=jplugin,
+        judge_options=jopts,
+    )
 
 
 # --- the command --------------------------------------------------------------------------------

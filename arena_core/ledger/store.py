@@ -48,6 +48,7 @@ from arena_core.ledger.tables import (
     PENDING,
     RUNNING,
     ItemRow,
+    JudgeRow,
     MatchRow,
     Player,
     Rating,
@@ -508,6 +509,17 @@ class Ledger:
     def player(self, name: str) -> Player | None:
         with self.session() as s:
             return s.get(Player, name)
+
+    # --- judges that learners produced ------------------------------------------------------------
+
+    def judge(self, name: str) -> JudgeRow | None:
+        with self.session() as s:
+            return s.get(JudgeRow, name)
+
+    def judges(self) -> list[JudgeRow]:
+        """Every registered judge, oldest first."""
+        with self.session() as s:
+            return list(s.exec(select(JudgeRow).order_by(JudgeRow.created_at, JudgeRow.name)))
 
     # --- matches --------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The ledger's tables: tournament, player, match, turn, verdict, rating and learner run (SQLModel).
+"""The ledger's tables: tournament, player, match, turn, verdict, rating, learner run and judge
+(SQLModel).
 
 Only portable column types, so SQLite and Postgres share one schema; alembic's scripts in
 `migrations/` upgrade older ledgers to it.
@@ -144,4 +145,24 @@ class LearnerRun(SQLModel, table=True):
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     wall_time: float | None = None
     status: str = "running"
+    created_at: datetime = Field(default_factory=now)
+
+
+class JudgeRow(SQLModel, table=True):
+    """A judge a learner produced (reward model, cost model, discriminator), with its lineage.
+
+    `plugin` and `options` build it exactly as a tournament's `[judge]` table would; `parent` is
+    the judge it was trained from (None when it started from `base_model`, a model directory);
+    `learner_run` is the run that trained it, whose row holds the data query and the metrics.
+    """
+
+    __tablename__ = "judge"
+
+    name: str = Field(primary_key=True)
+    plugin: str
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    kind: str = "reward"  # reward (higher is better) or cost (lower is better; <= 0 is safe)
+    parent: str | None = None  # lineage: the judge this one was trained from
+    base_model: str | None = None  # the weights training started from
+    learner_run: int | None = None
     created_at: datetime = Field(default_factory=now)

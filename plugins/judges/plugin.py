@@ -6,6 +6,7 @@ from typing import Any
 
 from arena_plugins.judges.gold import GoldOptions, gold_judge
 from arena_plugins.judges.human_judge import HumanJudgeOptions, human_judge
+from arena_plugins.judges.learned import LearnedJudgeOptions, learned_judge
 from arena_plugins.judges.llm_judge import LLMJudgeOptions, llm_judge
 from arena_plugins.judges.pairrm import PairRMOptions, pairrm_judge
 from arena_plugins.judges.quote import QuoteJudgeOptions
@@ -78,3 +79,4 @@ def arena_register(registry: Registry) -> None:
     registry.add("judge", "cost-model", cost_model, RewardModelOptions)
     registry.add("judge", "human", human_judge, HumanJudgeOptions)
     registry.add("judge", "pairrm", pairrm_judge, PairRMOptions)
+    registry.add("judge", "learned", learned_judge, LearnedJudgeOptions)

@@ -52,6 +52,26 @@ class RewardModelOptions(BaseModel):
     gather_ms: float = Field(5.0, ge=0, description="how long a score waits for others to batch")
 
 
+def render(tokenizer: Any, question: str, text: str, fmt: str) -> tuple[str, str | None]:
+    """(text, pair text or None): how a classifier reads an answer to a question. The reward and
+    cost learners encode their training pairs with this too, so a model is judged on inputs
+    laid out exactly as it was trained on."""
+    if fmt == "chat" or (fmt == "auto" and getattr(tokenizer, "chat_template", None)):
+        chat = [{"role": "user", "content": question}, {"role": "assistant", "content": text}]
+        return str(tokenizer.apply_chat_template(chat, tokenize=False)), None
+    return question, text
+
+
+def encode(tokenizer: Any, question: str, text: str, fmt: str, max_length: int) -> list[int]:
+    """Token ids of one (question, answer) as `LoadedClassifier.scores` encodes it in a batch."""
+    first, pair = render(tokenizer, question, text, fmt)
+    kw: dict[str, Any] = {"truncation": True, "max_length": max_length}
+    if pair is not None:
+        return list(tokenizer(first, pair, **kw)["input_ids"])
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    return list(tokenizer(first, add_special_tokens=not has_template, **kw)["input_ids"])
+
+
 @dataclass(frozen=True)
 class ClassifierKey:
     model: str
@@ -86,10 +106,7 @@ class LoadedClassifier:
 
     def render(self, question: str, text: str, fmt: str) -> tuple[str, str | None]:
         """(text, pair text or None) as the tokenizer should read them."""
-        if fmt == "chat" or (fmt == "auto" and getattr(self.tokenizer, "chat_template", None)):
-            chat = [{"role": "user", "content": question}, {"role": "assistant", "content": text}]
-            return str(self.tokenizer.apply_chat_template(chat, tokenize=False)), None
-        return question, text
+        return render(self.tokenizer, question, text, fmt)
 
     def scores(
         self, items: list[tuple[str, str | None]], output: int, max_length: int

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from arena_plugins.learners.apo import ApoOptions
 from arena_plugins.learners.dpo import DPOOptions
+from arena_plugins.learners.reward import RewardOptions
 
 from arena_core.hookspecs import hookimpl
 from arena_core.registry import Registry
@@ -17,6 +19,31 @@ def dpo(options: DPOOptions) -> Any:
     return DPOLearner(options)
 
 
+def reward_model(options: RewardOptions) -> Any:
+    """safe-RLHF's reward model (a sequence classifier, LoRA or full); produces a judge."""
+    from arena_plugins.learners.reward import RewardModelLearner
+
+    return RewardModelLearner(options)
+
+
+def cost_model(options: RewardOptions) -> Any:
+    """safe-RLHF's cost model (ranking + sign terms: safe means cost <= 0); produces a judge."""
+    from arena_plugins.learners.reward import CostModelLearner
+
+    return CostModelLearner(options)
+
+
+def apo(options: ApoOptions) -> Any:
+    """APO (Cheng et al.): adversarial reward-model update, then rejection sampling or DPO;
+    produces a player and a judge."""
+    from arena_plugins.learners.apo import ApoLearner
+
+    return ApoLearner(options)
+
+
 @hookimpl
 def arena_register(registry: Registry) -> None:
     registry.add("learner", "dpo", dpo, DPOOptions)
+    registry.add("learner", "reward-model", reward_model, RewardOptions)
+    registry.add("learner", "cost-model", cost_model, RewardOptions)
+    registry.add("learner", "apo", apo, ApoOptions)
