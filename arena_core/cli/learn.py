@@ -236,6 +236,7 @@ def default_base(args: argparse.Namespace, ledger: Ledger, data: PairData) -> st
     raise UsageError(
         f"the pairs' matches have no model-backed ('{AGENT}') player (players: "
         f"{', '.join(sorted(names)) or 'none'}); name the model to train with --base DIR"
+    )
 
 
 def judge_snippet(name: str, plugin: str, options: dict[str, Any], ledger_url: str) -> str:
