@@ -15,6 +15,7 @@ passage, question), so the ratio grows with the tokens generated per request: `-
 is what the debate protocol asks for a speech.
 
     python benchmarks/smol_generation.py [--model models/smollm2] [--matches 16] [--new-tokens 128]
+        [--prompts speech|question]
 """
 
 from __future__ import annotations
@@ -36,9 +37,25 @@ from hf_batching import requests
 TARGET = 4.0
 
 
-def measure(agent, matches: int, new_tokens: int) -> dict:
-    """Wall time of the same requests sent concurrently (batched) and one after another."""
+def prompts(matches: int, new_tokens: int, kind: str) -> list:
+    """hf_batching's speech requests; with kind "question", without the passage (~100 tokens
+    instead of ~600: the figure for generation that prefill does not dominate)."""
+    from arena_plugins.protocols.prompts import DEBATER_SYSTEM, render
+
     reqs = requests(matches, new_tokens)
+    if kind == "speech":
+        return reqs
+    out = []
+    for r in reqs:
+        obs = r.observation.model_copy(update={"context": None})
+        msgs = render(obs, DEBATER_SYSTEM, "Debater A")
+        out.append(r.model_copy(update={"observation": obs, "messages": msgs}))
+    return out
+
+
+def measure(agent, matches: int, new_tokens: int, kind: str = "speech") -> dict:
+    """Wall time of the same requests sent concurrently (batched) and one after another."""
+    reqs = prompts(matches, new_tokens, kind)
     prompt_tokens = [len(agent.prompt_ids(r.messages)) for r in reqs]
 
     async def batched() -> list:
@@ -77,7 +94,8 @@ def main() -> int:
     ap.add_argument("--model", help="a directory written by `arena model smollm2`")
     ap.add_argument("--matches", type=int, default=16, help="concurrent requests")
     ap.add_argument("--new-tokens", type=int, default=128, help="budget per request")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (0: torch default)")
+    ap.add_argument("--prompts", choices=["speech", "question"], default="speech")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch default)")
     args = ap.parse_args()
 
     import torch
@@ -92,7 +110,7 @@ def main() -> int:
         agent = HFAgent(
             HFOptions(model=str(path), max_batch=args.matches, gather_ms=5, min_new_tokens=0)
         )
-        fig = measure(agent, args.matches, args.new_tokens)
+        fig = measure(agent, args.matches, args.new_tokens, args.prompts)
         sizes = agent.model.batcher("generate", args.matches, 5).sizes
         asyncio.run(agent.aclose())
     log(
@@ -106,6 +124,7 @@ def main() -> int:
             "device": "cpu",
             "torch_threads": torch.get_num_threads(),
             "matches": args.matches,
+            "prompts": args.prompts,
             **fig,
             "target": TARGET,
             "pass": fig["speedup"] >= TARGET and fig["same_output"],

@@ -34,18 +34,18 @@ from _harness import emit, log
 from _smol import play, share, smol_dir, smol_judge
 
 PROTOCOLS = {
-    "debate": "[protocol]\nspeeches = 1\nmax_words = 150\n",
-    "consultancy": "[protocol]\nspeeches = 1\nmax_words = 150\n",
+    "debate": "[protocol]\nspeeches = 1\nmax_words = {words}\n",
+    "consultancy": "[protocol]\nspeeches = 1\nmax_words = {words}\n",
     "empty": "",
 }
 PLAYERS = '[[players]]\nname = "quoter-2"\nagent = "extractive"\noptions = { max_quotes = 2 }\n'
 
 
-def toml(protocol: str, items: int, judge: str) -> str:
+def toml(protocol: str, items: int, judge: str, words: int) -> str:
     players = "" if protocol == "empty" else PLAYERS + '[schedule]\nkind = "self-play"\n'
     return (
         f'[tournament]\nname = "smol-judge-{protocol}"\nprotocol = "{protocol}"\nseed = 7\n'
-        f"concurrency = 16\ntimeout = 900\n\n{PROTOCOLS[protocol]}\n"
+        f"concurrency = 16\ntimeout = 3600\n\n{PROTOCOLS[protocol].format(words=words)}\n"
         f'[dataset]\nplugin = "bundled"\nlimit = {items}\n\n{judge}\n{players}'
     )
 
@@ -82,7 +82,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="a directory written by `arena model smollm2`")
     ap.add_argument("--items", type=int, default=48, help="bundled items (48 in all)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-words", type=int, default=150, help="speech length (words)")
+    ap.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma-separated subset")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: see hf_batching.py)")
     args = ap.parse_args()
 
     import torch
@@ -91,12 +93,12 @@ def main() -> int:
     from arena_core.ledger import Ledger
 
     t0 = time.perf_counter()
-    out: dict = {"benchmark": "smol_judge", "items": args.items}
+    out: dict = {"benchmark": "smol_judge", "items": args.items, "max_words": args.max_words}
     with tempfile.TemporaryDirectory(prefix="arena-smol-judge-") as tmp:
         judge = smol_judge(smol_dir(args.model, tmp))
         ledger = Ledger(f"sqlite:///{Path(tmp) / 'ledger.db'}")
-        for protocol in PROTOCOLS:
-            wall = play(toml(protocol, args.items, judge), ledger, tmp)
+        for protocol in args.protocols.split(","):
+            wall = play(toml(protocol, args.items, judge, args.max_words), ledger, tmp)
             out[protocol] = {**metrics(ledger, f"smol-judge-{protocol}"), "wall_s": round(wall)}
             log(protocol, out[protocol])
         ledger.close()

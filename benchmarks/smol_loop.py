@@ -4,11 +4,12 @@ the loop never saw, under a judge that made no training label.
 tournaments/smol-iterative-dpo.toml as shipped, with three changes: the bundled set is split once
 by position in the file (even lines: training, odd lines: evaluation; fixed before any run), the
 self-play draws its items from the training half and the cross-play from the evaluation half,
-and the cross-play is judged by `--eval-judge` instead of the quote judge that labelled the
-training pairs. Figures:
+and the cross-play is judged by a panel: SmolLM2 as `llm` judge (both orders), which made no
+training label, decides; the quote judge's reading of the same debates (the judge that labelled
+the training pairs, here on unseen items) is kept beside it. Figures:
 
-- `win_rate`: the last iterate's share of decided cross-play debates against its parent, with a
-  Wilson 95% interval (2 sides x 2 speaking orders per item, greedy decoding);
+- `win_rate`: per panel member, the last iterate's share of decided cross-play debates against
+  its parent, with a Wilson 95% interval (2 sides x 2 speaking orders per item, greedy);
 - `heldout_pairs`: the base player debates itself in the branched protocol on evaluation items,
   the training judge labels the branches, and on those pairs: how often the model gives the
   chosen speech the higher log-probability, before (base) and after (last iterate), and the DPO
@@ -32,14 +33,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import emit, log
-from _smol import play, share, smol_dir, smol_judge
+from _smol import play, share, smol_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOP = ROOT / "tournaments" / "smol-iterative-dpo.toml"
-EVAL_JUDGES = {
-    "interactive-quote": '[crossplay.judge]\nplugin = "interactive-quote"\n',
-    "quote": '[crossplay.judge]\nplugin = "quote"\n',
-}
+
+
+# The cross-play judge: a panel whose first member (SmolLM2, which made no training label) decides,
+# with the training judge's reading of the same debates kept beside it.
+def eval_judge(model: Path) -> str:
+    llm = (
+        f'{{ name = "smollm2", plugin = "llm", options = {{ options = {{ model = "{model}", '
+        "max_batch = 8 }, both_orders = true, stated = false } }"
+    )
+    quote = '{ name = "quote", plugin = "quote" }'
+    return (
+        '[crossplay.judge]\nplugin = "panel"\n'
+        f'options = {{ rule = "first", judges = [{llm}, {quote}] }}\n'
+    )
 
 
 def split(tmp: Path) -> tuple[Path, Path, int]:
@@ -135,18 +146,25 @@ def pair_scores(options: dict, rows: list[dict]) -> list[tuple[float, float]]:
 
 
 def head_to_head(ledger, tournament: str, player: str, parent: str) -> dict:
+    """The player's share of decided verdicts against its parent, per panel member (or for the
+    judge itself when it is not a panel)."""
     from arena_core.reports.leaderboard import graded_verdicts
 
-    wins = decided = draws = 0
+    tallies: dict[str, list[int]] = {}  # judge -> [wins, decided, draws]
     for m, v in graded_verdicts(ledger, tournament):
-        if sorted(m.seats.values()) != sorted([player, parent]):
+        if sorted(m.seats.values()) != sorted([player, parent]) or v.chosen is None:
             continue
-        if v.winner is None:
-            draws += 1
-            continue
-        decided += 1
-        wins += v.winner == player
-    return {**share(wins, decided), "draws": draws}
+        labels = list(v.probs)
+        members = v.meta.get("probs") or {"judge": [v.probs[lab] for lab in labels]}
+        for name, probs in members.items():
+            t = tallies.setdefault(name, [0, 0, 0])
+            if abs(probs[0] - probs[1]) < 1e-9:
+                t[2] += 1
+                continue
+            pick = labels[0 if probs[0] > probs[1] else 1]
+            t[1] += 1
+            t[0] += (v.winner == player) == (pick == v.chosen)
+    return {name: {**share(w, n), "draws": d} for name, (w, n, d) in tallies.items()}
 
 
 def main() -> int:
@@ -156,8 +174,7 @@ def main() -> int:
     ap.add_argument("--train-items", type=int, default=8, help="self-play items per iteration")
     ap.add_argument("--eval-items", type=int, default=12, help="cross-play items (of 24)")
     ap.add_argument("--heldout-items", type=int, default=6, help="items for held-out pairs")
-    ap.add_argument("--eval-judge", default="interactive-quote", choices=[*EVAL_JUDGES, "smollm2"])
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: see hf_batching.py)")
     args = ap.parse_args()
 
     import torch
@@ -170,14 +187,12 @@ def main() -> int:
     from arena_core.plugins import get_registry
 
     t0 = time.perf_counter()
-    out: dict = {"benchmark": "smol_loop", "eval_judge": args.eval_judge}
+    out: dict = {"benchmark": "smol_loop", "eval_judge": "panel: smollm2 decides; quote kept"}
     with tempfile.TemporaryDirectory(prefix="arena-smol-loop-") as tmpdir:
         tmp = Path(tmpdir)
         model = smol_dir(args.model, tmp)
         train, held, n_held = split(tmp)
-        judge = EVAL_JUDGES.get(args.eval_judge) or smol_judge(model).replace(
-            "[judge]", "[crossplay.judge]"
-        )
+        judge = eval_judge(model)
         path = tmp / "loop.toml"
         path.write_text(loop_toml(args, model, tmp, train, held, judge), encoding="utf-8")
         registry = get_registry()

@@ -121,8 +121,11 @@ def test_the_checkpoint_is_plain_and_equals_the_gguf_file(smol_dir: Path) -> Non
 
 @pytest.mark.slow
 def test_one_smol_debate_judged_by_smollm2(smol_dir: Path, tmp_path: Path) -> None:
-    """smol-debate.toml, one item, short speeches, the SmolLM2 label-probability judge."""
+    """smol-debate.toml, one item, short speeches, the SmolLM2 label-probability judge (read
+    straight from the GGUF file: `gguf_file` next to `model`)."""
     model = json.dumps(str(smol_dir))
+    gguf = smol_model.smollm2_gguf()
+    judge_model = f"{json.dumps(str(gguf.parent))}, gguf_file = {json.dumps(gguf.name)}"
     toml = copy_toml(
         "smol-debate.toml",
         tmp_path,
@@ -132,7 +135,7 @@ def test_one_smol_debate_judged_by_smollm2(smol_dir: Path, tmp_path: Path) -> No
             "max_new_tokens = 96": "max_new_tokens = 24",
             '[judge]\nplugin = "quote"': (
                 '[judge]\nplugin = "llm"\noptions = { options = { model = '
-                f"{model} }}, both_orders = true, stated = false }}"
+                f"{judge_model} }}, both_orders = true, stated = false }}"
             ),
         },
     )
