@@ -6,7 +6,7 @@ arena_core.learning (and the learner plugin imports torch and trl) when they run
     arena learn --learner dpo --from-ledger [URL] [--tournament T ...] [--player P] ... \
         [--base PLAYER|DIR] [--register-as NAME] [--out DIR] [-o key=value ...]
     arena loop tournaments/iterative-dpo.toml [--ledger URL] [--iterations N]
-    arena model KIND OUT_DIR            # tiny, tiny-classifier, smollm2 ... (entry points)
+    arena model KIND OUT_DIR            # KIND: a builder of the entry-point group arena.models
 """
 
 from __future__ import annotations
@@ -89,11 +89,13 @@ def add_loop_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `arena model`."""
-    # KIND is any builder of the entry-point group (tiny, tiny-classifier, smollm2 ...): the core
-    # names none, so it is a free word checked in model_command, not a fixed list of subcommands.
+    # KIND is any builder of the entry-point group: the core names none, so it is a free word
+    # checked in model_command (with the known names), not a fixed list of subcommands.
     p.add_argument("kind", metavar="KIND", help="a builder of the entry-point group arena.models")
     p.add_argument("out_dir", metavar="OUT_DIR")
-    p.add_argument("--kind", dest="kind_flag", help="the builder (overrides KIND; older spelling)")
+    p.add_argument(
+        "--kind", dest="kind_flag", metavar="KIND", help="the builder (overrides KIND; older form)"
+    )
     p.add_argument("--vocab-size", dest="vocab_size", type=int)
     p.add_argument("--hidden", type=int)
     p.add_argument("--layers", type=int)
@@ -110,7 +112,7 @@ def add_commands(sub: Any) -> None:
         sub.add_parser("loop", help="iterate self-play -> learn -> cross-play (resumable)")
     )
     add_model_arguments(
-        sub.add_parser("model", help="local models: `arena model KIND OUT_DIR` (tiny, smollm2)")
+        sub.add_parser("model", help="local models: `arena model KIND OUT_DIR` (no download)")
     )
 
 
