@@ -83,9 +83,9 @@ def loop_toml(args, model: Path, tmp: Path, train: Path, held: Path, judge: str)
         'model = "models/smollm2"': f'model = "{model}"',
         'checkpoints = "models/smol-iterative-dpo"': f'checkpoints = "{tmp / "ckpt"}"',
         "iterations = 2": f"iterations = {args.iterations}",
-        '[selfplay.dataset]\nplugin = "bundled"\nlimit = 8': "[selfplay.dataset]\n"
+        '[selfplay.dataset]\nplugin = "bundled"\nlimit = 6': "[selfplay.dataset]\n"
         + jsonl(train, args.train_items),
-        '[crossplay.dataset]\nplugin = "bundled"\nlimit = 4': "[crossplay.dataset]\n"
+        '[crossplay.dataset]\nplugin = "bundled"\nlimit = 2': "[crossplay.dataset]\n"
         + jsonl(held, args.eval_items),
         "# [crossplay.judge] defaults to the self-play judge": judge,
     }
