@@ -95,7 +95,11 @@ def smol_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_the_checkpoint_is_plain_and_equals_the_gguf_file(smol_dir: Path) -> None:
+def test_smollm2_checkpoint_equals_the_gguf_file_and_plays_a_debate(
+    smol_dir: Path, tmp_path: Path
+) -> None:
+    """The converted checkpoint is a plain Llama scoring exactly as the GGUF file read directly,
+    and one short debate of SmolLM2 debaters judged by SmolLM2 runs end to end."""
     config = json.loads((smol_dir / "config.json").read_text(encoding="utf-8"))
     assert config["model_type"] == "llama" and "quantization_config" not in config
     assert (smol_dir / "tokenizer.json").exists()
@@ -117,14 +121,14 @@ def test_the_checkpoint_is_plain_and_equals_the_gguf_file(smol_dir: Path) -> Non
     direct = asyncio.run(scores(HFOptions(model=str(gguf.parent), gguf_file=gguf.name)))
     assert plain == pytest.approx(direct, abs=1e-4)
     assert plain[0] > plain[1]  # a real model, not random weights
+    one_smol_debate_judged_by_smollm2(smol_dir, gguf, tmp_path)
 
 
-@pytest.mark.slow
-def test_one_smol_debate_judged_by_smollm2(smol_dir: Path, tmp_path: Path) -> None:
+def one_smol_debate_judged_by_smollm2(smol_dir: Path, gguf: Path, tmp_path: Path) -> None:
     """smol-debate.toml, one item, short speeches, the SmolLM2 label-probability judge (read
-    straight from the GGUF file: `gguf_file` next to `model`)."""
+    straight from the GGUF file: `gguf_file` next to `model`). Part of the test above, so that
+    xdist workers do not each convert the checkpoint."""
     model = json.dumps(str(smol_dir))
-    gguf = smol_model.smollm2_gguf()
     judge_model = f"{json.dumps(str(gguf.parent))}, gguf_file = {json.dumps(gguf.name)}"
     toml = copy_toml(
         "smol-debate.toml",
