@@ -4,9 +4,9 @@ the loop never saw, under a judge that made no training label.
 tournaments/smol-iterative-dpo.toml as shipped, with three changes: the bundled set is split once
 by position in the file (even lines: training, odd lines: evaluation; fixed before any run), the
 self-play draws its items from the training half and the cross-play from the evaluation half,
-and the cross-play is judged by a panel: SmolLM2 as `llm` judge (both orders), which made no
-training label, decides; the quote judge's reading of the same debates (the judge that labelled
-the training pairs, here on unseen items) is kept beside it. Figures:
+and the cross-play is judged by a panel: the model-free quote judge, which made no training label,
+decides; SmolLM2's reading of the same debates (the judge that labelled the training pairs, here
+on unseen items) is kept beside it. Figures:
 
 - `win_rate`: per panel member, the last iterate's share of decided cross-play debates against
   its parent, with a Wilson 95% interval (2 sides x 2 speaking orders per item, greedy);
@@ -33,14 +33,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import emit, log
-from _smol import play, share, smol_dir
+from _smol import play, share, smol_dir, smol_judge
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOP = ROOT / "tournaments" / "smol-iterative-dpo.toml"
 
 
-# The cross-play judge: a panel whose first member (SmolLM2, which made no training label) decides,
-# with the training judge's reading of the same debates kept beside it.
+# The cross-play judge: a panel whose first member, the model-free quote judge (no training label
+# came from it), decides; SmolLM2's reading (the training judge, on unseen items) is kept beside it.
 def eval_judge(model: Path) -> str:
     llm = (
         f'{{ name = "smollm2", plugin = "llm", options = {{ options = {{ model = "{model}", '
@@ -49,7 +49,7 @@ def eval_judge(model: Path) -> str:
     quote = '{ name = "quote", plugin = "quote" }'
     return (
         '[crossplay.judge]\nplugin = "panel"\n'
-        f'options = {{ rule = "first", judges = [{llm}, {quote}] }}\n'
+        f'options = {{ rule = "first", judges = [{quote}, {llm}] }}\n'
     )
 
 
@@ -80,7 +80,7 @@ def jsonl(path: Path, limit: int) -> str:
 def loop_toml(args, model: Path, tmp: Path, train: Path, held: Path, judge: str) -> str:
     text = LOOP.read_text(encoding="utf-8")
     swaps = {
-        'model = "models/smollm2"': f'model = "{model}"',
+        '"models/smollm2"': f'"{model}"',
         'checkpoints = "models/smol-iterative-dpo"': f'checkpoints = "{tmp / "ckpt"}"',
         "iterations = 2": f"iterations = {args.iterations}",
         '[selfplay.dataset]\nplugin = "bundled"\nlimit = 6': "[selfplay.dataset]\n"
@@ -98,6 +98,7 @@ def loop_toml(args, model: Path, tmp: Path, train: Path, held: Path, judge: str)
 
 def heldout_toml(model: Path, held: Path, items: int, seed: int) -> str:
     """The loop's self-play (base player, training judge) on evaluation items."""
+    judge = smol_judge(model)  # the [selfplay.judge] of the loop file
     import tomllib
 
     loop = tomllib.loads(LOOP.read_text(encoding="utf-8"))
@@ -108,7 +109,7 @@ def heldout_toml(model: Path, held: Path, items: int, seed: int) -> str:
         f"seed = {seed}\nconcurrency = {sp['concurrency']}\ntimeout = {sp['timeout']}\n\n"
         f"[protocol]\n{toml_table(sp['options'])}\n"
         f"[dataset]\n{jsonl(held, items)}\n\n"
-        f'[judge]\nplugin = "{sp["judge"]["plugin"]}"\n\n'
+        f"{judge}\n"
         f'[[players]]\nname = "{player["name"]}"\nagent = "{player["agent"]}"\n'
         f"options = {{ {', '.join(f'{k} = {json.dumps(v)}' for k, v in opts.items())} }}\n\n"
         '[schedule]\nkind = "self-play"\n'
@@ -147,23 +148,23 @@ def pair_scores(options: dict, rows: list[dict]) -> list[tuple[float, float]]:
 
 def head_to_head(ledger, tournament: str, player: str, parent: str) -> dict:
     """The player's share of decided verdicts against its parent, per panel member (or for the
-    judge itself when it is not a panel)."""
+    judge itself when it is not a panel); ties are counted as draws."""
     from arena_core.reports.leaderboard import graded_verdicts
 
     tallies: dict[str, list[int]] = {}  # judge -> [wins, decided, draws]
     for m, v in graded_verdicts(ledger, tournament):
-        if sorted(m.seats.values()) != sorted([player, parent]) or v.chosen is None:
+        if sorted(m.seats.values()) != sorted([player, parent]) or len(v.probs) != 2:
             continue
-        labels = list(v.probs)
-        members = v.meta.get("probs") or {"judge": [v.probs[lab] for lab in labels]}
+        # A debate shows the answers in seat order: option k is argued by the k-th seat.
+        players = [m.seats[seat] for seat in m.assignment]
+        members = v.meta.get("probs") or {"judge": list(v.probs.values())}
         for name, probs in members.items():
             t = tallies.setdefault(name, [0, 0, 0])
             if abs(probs[0] - probs[1]) < 1e-9:
                 t[2] += 1
                 continue
-            pick = labels[0 if probs[0] > probs[1] else 1]
             t[1] += 1
-            t[0] += (v.winner == player) == (pick == v.chosen)
+            t[0] += players[0 if probs[0] > probs[1] else 1] == player
     return {name: {**share(w, n), "draws": d} for name, (w, n, d) in tallies.items()}
 
 
@@ -187,7 +188,7 @@ def main() -> int:
     from arena_core.plugins import get_registry
 
     t0 = time.perf_counter()
-    out: dict = {"benchmark": "smol_loop", "eval_judge": "panel: smollm2 decides; quote kept"}
+    out: dict = {"benchmark": "smol_loop", "eval_judge": "panel: quote decides; smollm2 kept"}
     with tempfile.TemporaryDirectory(prefix="arena-smol-loop-") as tmpdir:
         tmp = Path(tmpdir)
         model = smol_dir(args.model, tmp)
