@@ -137,10 +137,7 @@ def one_smol_debate_judged_by_smollm2(smol_dir: Path, gguf: Path, tmp_path: Path
             '"models/smollm2"': model,
             "limit = 8": "limit = 1",
             "max_new_tokens = 96": "max_new_tokens = 24",
-            '[judge]\nplugin = "quote"': (
-                '[judge]\nplugin = "llm"\noptions = { options = { model = '
-                f"{judge_model} }}, both_orders = true, stated = false }}"
-            ),
+            f"model = {model}, max_batch = 8": f"model = {judge_model}, max_batch = 8",
         },
     )
     db = tmp_path / "ledger.db"
