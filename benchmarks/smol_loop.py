@@ -83,7 +83,7 @@ def loop_toml(args, model: Path, tmp: Path, train: Path, held: Path, judge: str)
         '"models/smollm2"': f'"{model}"',
         'checkpoints = "models/smol-iterative-dpo"': f'checkpoints = "{tmp / "ckpt"}"',
         "iterations = 2": f"iterations = {args.iterations}",
-        '[selfplay.dataset]\nplugin = "bundled"\nlimit = 6': "[selfplay.dataset]\n"
+        '[selfplay.dataset]\nplugin = "bundled"\nlimit = 3': "[selfplay.dataset]\n"
         + jsonl(train, args.train_items),
         '[crossplay.dataset]\nplugin = "bundled"\nlimit = 2': "[crossplay.dataset]\n"
         + jsonl(held, args.eval_items),
@@ -202,7 +202,7 @@ def main() -> int:
         t = time.perf_counter()
         state = run_loop(cfg, ledger, registry, source=path.read_text(), say=log)
         out["loop_wall_s"] = round(time.perf_counter() - t)
-        out["steps"] = state.data
+        out["steps"] = state.data.get("info")
         k = args.iterations
         player, parent = cfg.player_name(k), cfg.player_name(k - 1)
         out["win_rate"] = head_to_head(ledger, cfg.tournament("crossplay", k), player, parent)
@@ -236,8 +236,7 @@ def main() -> int:
 
         with ledger.session() as session:
             out["learner_runs"] = [
-                {"pairs": r.pairs, "wall_s": r.wall_time, "metrics": r.metrics}
-                for r in session.exec(select(LearnerRun))
+                {"pairs": r.pairs, "wall_s": r.wall_time} for r in session.exec(select(LearnerRun))
             ]
         ledger.close()
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

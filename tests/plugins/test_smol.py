@@ -189,8 +189,8 @@ def test_smol_loop_trains_a_player_whose_parent_is_smollm2(smol_dir: Path, tmp_p
             '"models/smollm2"': json.dumps(str(smol_dir)),
             '"models/smol-iterative-dpo"': json.dumps(str(tmp_path / "ckpt")),
             "iterations = 2": "iterations = 1",
-            "limit = 6": "limit = 3",
-            "limit = 2": "limit = 1",
+            "limit = 2": "limit = 1",  # cross-play first: the self-play line becomes 2 next
+            "limit = 3": "limit = 2",
         },
     )
     registry = get_registry()
