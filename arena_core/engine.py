@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
 import time
 import traceback
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,13 +39,15 @@ from arena_core.ledger import (
     RUNNING,
     Ledger,
     MatchRow,
+    Player,
     Rating,
     TurnRow,
     VerdictRow,
     advisory_key,
     now,
 )
-from arena_core.match import CallPolicy, Match
+from arena_core.ledger import Tournament as TournamentRow
+from arena_core.match import CallPolicy, Match, StopRun
 from arena_core.ratings import PlayerRating, RatingBook, outcome
 from arena_core.registry import Registry
 from arena_core.schedule import build_matches, sample_items
@@ -67,6 +70,22 @@ class RunSummary:
     @property
     def rate(self) -> float:
         return (self.done + self.failed) / self.wall if self.wall else 0.0
+
+
+@dataclass
+class Plan:
+    """What a run would do (`arena run --dry-run`): nothing in it is played or written."""
+
+    tournament: str
+    protocol: str
+    items: int
+    scheduled: int  # matches in the tournament, as this config lists them
+    per_pair: dict[tuple[str, str], int]  # (protocol, "a vs b") -> matches
+    stored: dict[str, int]  # status -> matches of this tournament already in the ledger
+    to_play: int  # what this run would play
+    agents: list[tuple[str, str, dict[str, Any]]]  # (player, agent plugin, options)
+    judge: tuple[str, dict[str, Any]]
+    refused: str | None = None  # why the run would be refused, if it would
 
 
 @dataclass
@@ -381,7 +400,9 @@ class Claimer:
                     # waiting for exactly these matches to stop being `running`.
                     await self.idle()
                 ledger, t = self.ledger, self.tournament
-                if await asyncio.to_thread(ledger.take_back, t, self.stale_after):
+                # Never its own claims: a worker starved of CPU past `stale_after` would
+                # otherwise take back its own matches in flight and drop their results.
+                if await asyncio.to_thread(ledger.take_back, t, self.stale_after, keep=self.worker):
                     continue
                 busy = await asyncio.to_thread(ledger.running_elsewhere, t, self.worker)
                 if not busy and not self.forever:
@@ -426,7 +447,11 @@ class Tournament:
     config or dataset leaves the ledger untouched.
     """
 
-    def __init__(self, config: TournamentConfig, registry: Registry, source: str = "") -> None:
+    def __init__(
+        self, config: TournamentConfig, registry: Registry, source: str = "", *, build: bool = True
+    ) -> None:
+        """`build=False` lists the matches without building agents and judge (a dry run's plan,
+        which must not load a model or open an API client)."""
         self.config = config
         self.registry = registry
         self.source = source
@@ -455,15 +480,24 @@ class Tournament:
             repetitions=raw.tournament.repetitions,
             seed=raw.tournament.seed,
         )
-        self.agents: dict[str, Agent] = {
-            p.name: self._build(
-                "agent", p.agent, config.player_options[p.name], "players", f"player '{p.name}'"
+        self.agents: dict[str, Agent] = {}
+        self._judge: Judge | None = None
+        if build:
+            self.agents = {
+                p.name: self._build(
+                    "agent", p.agent, config.player_options[p.name], "players", f"player '{p.name}'"
+                )
+                for p in raw.players
+            }
+            self._judge = self._build(
+                "judge", raw.judge.plugin, config.judge_options, "judge", None
             )
-            for p in raw.players
-        }
-        self.judge: Judge = self._build(
-            "judge", raw.judge.plugin, config.judge_options, "judge", None
-        )
+
+    @property
+    def judge(self) -> Judge:
+        if self._judge is None:
+            raise RuntimeError("this tournament was made with build=False: it can only plan")
+        return self._judge
 
     def _build(self, kind: str, name: str, options: Any, table: str, entry: str | None) -> Any:
         try:
@@ -478,9 +512,35 @@ class Tournament:
                 entry=entry,
             ) from exc
 
+    def check(self, ledger: Ledger) -> None:
+        """Refuse (UsageError) what `schedule` would refuse, reading only: run before writing.
+
+        `ensure_tournament` commits before `ensure_players` can object, so without this a
+        refused run left a tournament row behind that then blocked the corrected config.
+        """
+        cfg, raw = self.config, self.config.raw
+        with ledger.session() as s:
+            row = s.get(TournamentRow, cfg.name)
+            if row is not None and row.config_hash != cfg.identity_hash():
+                raise UsageError(
+                    f"tournament '{cfg.name}' is already in the ledger with a different config "
+                    f"(players, protocol, judge, dataset or seed changed); give the tournament a "
+                    f"new [tournament] name, or use another --ledger"
+                )
+            for p in raw.players:
+                known = s.get(Player, p.name)
+                options = cfg.player_options[p.name].model_dump(mode="json")
+                if known is not None and (known.agent != p.agent or known.options != options):
+                    raise UsageError(
+                        f"player '{p.name}' is already in the ledger as agent '{known.agent}' "
+                        f"with options {json.dumps(known.options)}; a player's name must mean "
+                        f"one configuration: rename the new one"
+                    )
+
     def schedule(self, ledger: Ledger) -> int:
         """Write the tournament, its players and its pending matches; return the match count."""
         cfg, raw = self.config, self.config.raw
+        self.check(ledger)  # nothing is written unless every check passes
         ledger.ensure_tournament(
             cfg.name,
             raw.tournament.protocol,
@@ -495,6 +555,51 @@ class Tournament:
         )
         ledger.add_matches(self.rows)
         return len(self.rows)
+
+    def plan(
+        self,
+        ledger: Ledger | None,
+        *,
+        retry_failed: bool = False,
+        limit: int | None = None,
+        only: set[str] | None = None,
+    ) -> Plan:
+        """What `run` would do, reading the ledger (if there is one) and writing nothing."""
+        cfg, raw = self.config, self.config.raw
+        per: dict[tuple[str, str], int] = {}
+        for r in self.rows:
+            key = (r["protocol"], " vs ".join(sorted(r["seats"].values())) or "(no seats)")
+            per[key] = per.get(key, 0) + 1
+        status: dict[str, str] = {}  # match id -> status, of the matches already stored
+        refused = None
+        if ledger is not None:
+            try:
+                self.check(ledger)
+            except UsageError as exc:
+                refused = str(exc)
+            else:
+                mt = MatchRow.__table__
+                q = select(mt.c.id, mt.c.status).where(mt.c.tournament == cfg.name)
+                with ledger.engine.connect() as conn:
+                    status = {i: st for i, st in conn.execute(q)}
+        wanted = {PENDING, FAILED} if retry_failed else {PENDING}
+        ids = {r["id"] for r in self.rows} | set(status)
+        n = sum(1 for i in ids if status.get(i, PENDING) in wanted and (only is None or i in only))
+        return Plan(
+            tournament=cfg.name,
+            protocol=raw.tournament.protocol,
+            items=len(self.items),
+            scheduled=len(self.rows),
+            per_pair=per,
+            stored=dict(Counter(status.values())),
+            to_play=min(n, limit) if limit is not None else n,
+            agents=[
+                (p.name, p.agent, cfg.player_options[p.name].model_dump(mode="json"))
+                for p in raw.players
+            ],
+            judge=(raw.judge.plugin, cfg.judge_options.model_dump(mode="json")),
+            refused=refused,
+        )
 
     async def run(
         self,
@@ -513,6 +618,8 @@ class Tournament:
         stale_after: float = 60.0,
         poll: float = 0.5,
         forever: bool = False,
+        limit: int | None = None,
+        only: set[str] | None = None,
     ) -> RunSummary:
         """Play every pending (and with `retry_failed`, failed) match of the tournament.
 
@@ -520,9 +627,16 @@ class Tournament:
         any number of processes can run this at once; `schedule=False` skips writing the
         schedule (a worker joining a tournament someone else scheduled). A claim whose
         heartbeat (every `heartbeat_every` s) is older than `stale_after` s is taken back.
+        `limit` plays at most that many matches and `only` only the matches with these ids (a
+        smoke test); the rest stay pending. Both need the single-process path (no claims).
         """
         cfg, raw = self.config, self.config.raw
         claim = ledger.shared if claim is None else claim
+        if claim and (limit is not None or only is not None):
+            raise UsageError(
+                "--limit and --items play from one process: not with --workers or a shared "
+                "(Postgres) ledger"
+            )
         summary = RunSummary(tournament=cfg.name)
         summary.scheduled = self.schedule(ledger) if schedule else len(self.rows)
         me = worker or default_worker()
@@ -544,6 +658,9 @@ class Tournament:
             )
         else:
             todo = ledger.pending(cfg.name, retry_failed=retry_failed)
+            if only is not None:
+                todo = [r for r in todo if r.id in only]
+            todo = todo[:limit] if limit is not None else todo
             summary.to_play = len(todo)
             for row in todo:
                 queue.put_nowait(row)
@@ -589,7 +706,9 @@ class Tournament:
 
         async def flush_now() -> None:
             nonlocal flushing
-            if flushing is not None and not flushing.done():
+            # While this waits, another task may start the next flush: wait until none is
+            # running (reading `.exception()` of a running one raised InvalidStateError).
+            while flushing is not None and not flushing.done():
                 await asyncio.wait([flushing])
             if flushing is not None and flushing.exception() is not None:
                 raise flushing.exception()  # type: ignore[misc]
@@ -632,7 +751,10 @@ class Tournament:
                 await asyncio.sleep(heartbeat_every)
                 try:
                     await asyncio.to_thread(ledger.heartbeat, me)
-                    await asyncio.to_thread(ledger.take_back, cfg.name, stale_after)
+                    # Taking back is for claiming: once the claimer is finished nobody here
+                    # would play what it freed, so it is left to a worker still claiming.
+                    if claimer is not None and not claimer.finished:
+                        await asyncio.to_thread(ledger.take_back, cfg.name, stale_after, keep=me)
                 except Exception as exc:  # a blip of the database must not end the run
                     log.warning("heartbeat failed: %s", exc)
 
@@ -643,7 +765,7 @@ class Tournament:
         beating = asyncio.create_task(beat()) if claim else None
         try:
             await asyncio.gather(*tasks)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, StopRun):  # StopRun: a plugin says going on is no use
             summary.interrupted = True
             for t in tasks:
                 t.cancel()
@@ -700,7 +822,7 @@ class Tournament:
         try:
             await self.protocol.play(match)
             verdict = match.verdict()
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, StopRun):
             raise
         except Exception as exc:
             return Result(

@@ -41,14 +41,60 @@ class GarbageError(ValueError):
 
 
 class CallFailed(RuntimeError):
-    """A call still failed after every retry; the match fails with this error."""
+    """A call failed (for good, or still after every retry); the match fails with this error."""
+
+
+class TransientError(RuntimeError):
+    """A failure worth another try (rate limit, overloaded server, dropped connection).
+
+    `retry_after` (seconds), when the other side said how long to wait, is waited at least.
+    """
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StopRun(Exception):
+    """Not this match's fault and no use going on (a human's input closed, say): the engine ends
+    the run at once, writes what finished, and leaves the rest pending for the next run."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed call is worth retrying.
+
+    Timeouts, dropped connections, garbage answers (a retry samples anew) and `TransientError`
+    are; so is any exception whose `transient` attribute is true (the API agents set it on the
+    SDK's 429/5xx/connection errors, keeping the SDK's exception type). Everything else, a
+    programming error above all, fails the match at once: retrying it only triples the cost.
+    """
+    flag = getattr(exc, "transient", None)
+    if isinstance(flag, bool):
+        return flag
+    return isinstance(exc, TimeoutError | ConnectionError | GarbageError | TransientError)
 
 
 @dataclass(frozen=True)
 class CallPolicy:
+    """The one retry budget of a call: `retries` more tries after the first, each under
+    `timeout`, waiting `backoff * 2**k` with jitter between them. API agents leave their SDK's
+    own retries off by default, so a call makes at most `retries + 1` HTTP attempts."""
+
     timeout: float = 60.0
     retries: int = 2
     backoff: float = 0.5
+    max_wait: float = 60.0  # cap on one wait, `retry_after` included
+
+    def wait(self, retry: int, exc: BaseException | None) -> float:
+        """Seconds before retry number `retry` (1, 2 ...): exponential backoff with equal
+        jitter (half fixed, half random), so matches that failed together do not retry in
+        lockstep; never less than the `retry_after` the failure carried."""
+        base = self.backoff * 2 ** (retry - 1)
+        jittered = base / 2 + random.uniform(0, base / 2)
+        after = getattr(exc, "retry_after", None)
+        if isinstance(after, int | float) and after > 0:
+            jittered = max(jittered, float(after))
+        return min(jittered, self.max_wait)
 
 
 class Match:
@@ -144,11 +190,11 @@ class Match:
         return await self._call(what, fn)
 
     async def _call(self, what: str, fn: Callable[[int], Awaitable[T]]) -> T:
-        """Run `fn(try_number)` under the timeout, retrying with exponential backoff."""
+        """Run `fn(try_number)` under the timeout; retry transient failures with backoff."""
         last: BaseException | None = None
         for i in range(self.policy.retries + 1):
             if i:
-                await asyncio.sleep(self.policy.backoff * 2 ** (i - 1))
+                await asyncio.sleep(self.policy.wait(i, last))
             try:
                 # `asyncio.timeout` runs `fn` in this task; `wait_for` (3.11) wraps it in a new
                 # one, an extra task and loop pass per call that 32 matches in step all pay.
@@ -156,9 +202,14 @@ class Match:
                     return await fn(i)
             except TimeoutError:
                 last = TimeoutError(f"{what} timed out after {self.policy.timeout:g}s")
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, StopRun):
                 raise
             except Exception as exc:
+                if not is_transient(exc):
+                    raise CallFailed(
+                        f"{what} failed: {type(exc).__name__}: {exc} (not retried: not a "
+                        f"transient error)"
+                    ) from exc
                 last = exc
         raise CallFailed(
             f"{what} failed after {self.policy.retries + 1} tries: {type(last).__name__}: {last}"

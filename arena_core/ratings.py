@@ -14,6 +14,7 @@ from typing import Any
 import trueskill
 
 from arena_core.ledger import Ledger, Rating, now
+from arena_core.trueskill1v1 import rate_1vs1
 
 
 @dataclass
@@ -59,20 +60,20 @@ class RatingBook:
         if a == b:
             return None
         ra, rb = self.get(a), self.get(b)
-        ta, tb = self.env.create_rating(ra.mu, ra.sigma), self.env.create_rating(rb.mu, rb.sigma)
+        ta, tb = (ra.mu, ra.sigma), (rb.mu, rb.sigma)
         if winner is None:
-            ta, tb = trueskill.rate_1vs1(ta, tb, drawn=True, env=self.env)
+            ta, tb = rate_1vs1(self.env, ta, tb, drawn=True)
             ra.draws += 1
             rb.draws += 1
         elif winner == a:
-            ta, tb = trueskill.rate_1vs1(ta, tb, env=self.env)
+            ta, tb = rate_1vs1(self.env, ta, tb)
             ra.wins += 1
             rb.losses += 1
         else:
-            tb, ta = trueskill.rate_1vs1(tb, ta, env=self.env)
+            tb, ta = rate_1vs1(self.env, tb, ta)
             rb.wins += 1
             ra.losses += 1
-        ra.mu, ra.sigma, rb.mu, rb.sigma = ta.mu, ta.sigma, tb.mu, tb.sigma
+        (ra.mu, ra.sigma), (rb.mu, rb.sigma) = ta, tb
         ra.matches += 1
         rb.matches += 1
         return a, b
@@ -119,8 +120,8 @@ def recompute(
 ) -> RatingBook:
     """Replay every finished match of the pool in finish order; optionally replace stored rows."""
     book = RatingBook.create(pool, settings)
-    for match, verdict in ledger.done_with_verdicts(pool=pool):
-        res = outcome(match.seats, verdict.winner_seat)
+    for seats, winner_seat in ledger.outcomes(pool):
+        res = outcome(seats, winner_seat)
         if res is not None:
             book.update(*res)
     if write:

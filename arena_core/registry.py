@@ -54,6 +54,7 @@ class Entry:
 class Registry:
     entries: dict[tuple[str, str], Entry] = field(default_factory=dict)
     origin: str = "unknown"  # set by the plugin manager while each plugin registers
+    broken: dict[str, str] = field(default_factory=dict)  # plugins that failed to load: why
 
     def add(
         self,
@@ -95,9 +96,11 @@ class Registry:
             return self.entries[(kind, name)]
         except KeyError:
             known = self.names(kind)
+            # A plugin that failed to load may be the one that provides it: say so here.
+            broken = "".join(f"; {why}" for why in self.broken.values())
             raise ConfigError(
                 f"unknown {kind} '{name}'{suggest(name, known)} "
-                f"(known: {', '.join(known) or 'none'})",
+                f"(known: {', '.join(known) or 'none'}){broken}",
                 file=file,
                 table=table,
                 key=key,

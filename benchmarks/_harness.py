@@ -71,11 +71,14 @@ class Timed:
     rated_players: int  # rows in the rating table of the pool
 
 
-def run_tournament(toml: str, *, profile_to: str | None = None) -> Timed:
+def run_tournament(
+    toml: str, *, profile_to: str | None = None, keep_ledger: Path | None = None
+) -> Timed:
     """Write `toml` to a temp dir, load it, play it into a file-backed SQLite (WAL) ledger there.
 
     Only `Tournament.run` is timed: imports, config loading and plugin construction are not.
     With `profile_to`, the run is also profiled with cProfile and the stats dumped to that path.
+    With `keep_ledger`, the ledger is written to that file (and kept) instead of the temp dir.
     """
     from arena_core.config import load_config
     from arena_core.engine import Tournament
@@ -88,7 +91,7 @@ def run_tournament(toml: str, *, profile_to: str | None = None) -> Timed:
         registry = get_registry()
         cfg = load_config(cfg_path, registry)
         tournament = Tournament(cfg, registry, source=toml)
-        ledger = Ledger(f"sqlite:///{Path(tmp) / 'ledger.db'}")
+        ledger = Ledger(f"sqlite:///{keep_ledger or Path(tmp) / 'ledger.db'}")
         journal = ledger.engine.connect().exec_driver_sql("PRAGMA journal_mode").scalar()
         if str(journal).lower() != "wal":
             raise SystemExit(f"expected a WAL ledger, got journal_mode={journal}")

@@ -34,7 +34,9 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--poll", type=float, default=0.5, help="seconds between polls when idle")
     p.add_argument("--name", help="worker name in the ledger (default: host:pid)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress: no line per tournament worked"
+    )
 
 
 def add_slurm_arguments(p: argparse.ArgumentParser) -> None:

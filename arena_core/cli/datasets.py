@@ -22,7 +22,8 @@ EXIT_USAGE = 2
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The `datasets` subcommand's arguments (shared by the arena CLI and `datasets_command`)."""
-    p.add_argument("--json", action="store_true", help="list as JSON")
+    p.add_argument("--json", action="store_true", help="list as JSON (same as --format json)")
+    p.add_argument("--format", choices=["table", "json"], default="table", dest="list_format")
     sub = p.add_subparsers(dest="datasets_action", metavar="ACTION")
     s = sub.add_parser("show", help="preview the first items of a dataset")
     s.add_argument("name", help="a dataset plugin (see `arena datasets`)")
@@ -41,6 +42,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0)")
     s.add_argument("--pairs", action="store_true", help="preview preference pairs, not items")
     s.add_argument("--json", action="store_true", help="one JSON object per item")
+    s.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        dest="show_format",
+        help="json: same as --json",
+    )
+    s.add_argument(
+        "--conversational",
+        action="store_true",
+        help="with --pairs: one JSON pair per line in TRL's conversational format (prompt, "
+        "chosen and rejected as chat messages; a multi-turn completion stays several messages)",
+    )
 
 
 def parse_option(text: str) -> tuple[list[str], Any]:
@@ -135,8 +149,12 @@ def show_dataset(args: argparse.Namespace) -> int:
             source, split=args.split, limit=args.limit, seed=args.seed, shuffle=args.shuffle
         )
         rows = items[:take]
+    if args.conversational and not args.pairs:
+        raise UsageError("--conversational applies to --pairs")
     for k, row in enumerate(rows, 1):
-        if args.json:
+        if args.conversational:
+            print(json.dumps({"id": row.id, **conversational(row)}, ensure_ascii=False))
+        elif args.json:
             print(json.dumps(row.model_dump(mode="json"), ensure_ascii=False))
         elif args.pairs:
             _print_pair(k, row)
@@ -146,6 +164,20 @@ def show_dataset(args: argparse.Namespace) -> int:
     if skipped:
         print(f"({skipped} malformed record(s) skipped so far)", file=sys.stderr)
     return 0
+
+
+def conversational(pair: Any) -> dict[str, Any]:
+    """A pair as TRL's conversational rows. A dataset that knows the turns puts them in the
+    pair's metadata (`messages`: the prompt's dialogue; `chosen_messages`/`rejected_messages`:
+    each completion's turns, an assistant reply first); otherwise the prompt is one user message
+    and each completion one assistant message."""
+    meta = pair.metadata or {}
+    return {
+        "prompt": meta.get("messages") or [{"role": "user", "content": pair.prompt}],
+        "chosen": meta.get("chosen_messages") or [{"role": "assistant", "content": pair.chosen}],
+        "rejected": meta.get("rejected_messages")
+        or [{"role": "assistant", "content": pair.rejected}],
+    }
 
 
 def _print_item(k: int, item: Any) -> None:
@@ -183,6 +215,8 @@ def _print_pair(k: int, pair: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch a parsed `arena datasets` command; UsageError propagates (exit 2 in the CLI)."""
+    formats = (getattr(args, "list_format", None), getattr(args, "show_format", None))
+    args.json = bool(getattr(args, "json", False)) or "json" in formats  # one spelling: --format
     if getattr(args, "datasets_action", None) == "show":
         return show_dataset(args)
     return list_datasets(args.json)

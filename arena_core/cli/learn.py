@@ -68,7 +68,8 @@ def add_learn_arguments(p: argparse.ArgumentParser) -> None:
         "--base",
         metavar="PLAYER|DIR",
         help="start from this ledger player (its model and adapter; it becomes the parent) or "
-        "a model directory (default: --player)",
+        "a model directory (default: --player, else the one model-backed player of the pairs' "
+        "matches)",
     )
     out.add_argument("--adapter", metavar="DIR", help="a LoRA adapter on top of --base DIR")
     out.add_argument("--parent", metavar="PLAYER", help="lineage parent when --base is a DIR")
@@ -76,7 +77,9 @@ def add_learn_arguments(p: argparse.ArgumentParser) -> None:
         "--register-as", metavar="NAME", help="the new player's name (default: <base>-<learner>-N)"
     )
     out.add_argument("--out", metavar="DIR", help="checkpoint directory (default: models/NAME)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only the result line")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress; print only the final result line"
+    )
 
 
 def add_loop_arguments(p: argparse.ArgumentParser) -> None:
@@ -84,7 +87,9 @@ def add_loop_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="loop TOML file (e.g. tournaments/iterative-dpo.toml)")
     p.add_argument("--ledger", metavar="URL", help=LEDGER_HELP)
     p.add_argument("--iterations", type=int, help="override [loop] iterations (extend a loop)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress; print only the final lineage table"
+    )
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -186,6 +191,46 @@ def player_snippet(registry: Registry, name: str, options: dict[str, Any]) -> st
     return f'[[players]]\nname = "{name}"\nagent = "{AGENT}"\noptions = {toml_inline(short)}\n'
 
 
+def default_base(args: argparse.Namespace, ledger: Ledger, data: PairData) -> str:
+    """`--base` when none is given for ledger pairs: the one model-backed player (a
+    `transformers` player with a model) among the players of the matches the pairs come from.
+    None or several: a UsageError that lists the candidates, so the user can pick one."""
+    from sqlmodel import select
+
+    from arena_core.errors import UsageError
+    from arena_core.learning.learn import AGENT
+    from arena_core.ledger import Ledger, MatchRow, Player, resolve_url
+
+    if not data.rows:  # say what is really missing before asking for a base
+        raise UsageError(f"no preference pairs to learn from ({data.note or 'empty'})")
+    same = not args.from_ledger or resolve_url(args.from_ledger) == ledger.url
+    source = ledger if same else Ledger(args.from_ledger, create=False)
+    try:
+        ids = data.match_ids
+        names: set[str] = set()
+        with source.session() as s:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                for seats in s.exec(select(MatchRow.seats).where(MatchRow.id.in_(chunk))):
+                    names.update(seats.values())
+            players = [s.get(Player, n) for n in sorted(names)]
+    finally:
+        if not same:
+            source.close()
+    backed = [p.name for p in players if p and p.agent == AGENT and p.options.get("model")]
+    if len(backed) == 1:
+        return backed[0]
+    if backed:
+        raise UsageError(
+            f"the pairs come from {len(backed)} model-backed players: {', '.join(backed)}; "
+            f"choose the one to train with --base PLAYER (or --player PLAYER)"
+        )
+    raise UsageError(
+        f"the pairs' matches have no model-backed ('{AGENT}') player (players: "
+        f"{', '.join(sorted(names)) or 'none'}); name the model to train with --base DIR"
+    )
+
+
 def learn_command(args: argparse.Namespace) -> int:
     """`arena learn`: see the module docstring."""
     import sys
@@ -202,11 +247,18 @@ def learn_command(args: argparse.Namespace) -> int:
     ledger = Ledger(args.ledger or args.from_ledger or None, create=create)
     try:
         data = gather_pairs(args, ledger, registry)
-        base = resolve_base(ledger, args.base, adapter=args.adapter, player=args.player)
-        if args.parent:
-            base.parent = args.parent
         quiet = args.quiet or not is_main_process()
         say = (lambda *_: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+        chosen = args.base
+        if chosen is None and args.player is None and data.query.get("source") == "ledger":
+            chosen = default_base(args, ledger, data)
+            say(
+                f"learn {args.learner}: base player '{chosen}', the only model-backed player "
+                f"of the pairs' matches (--base chooses another)"
+            )
+        base = resolve_base(ledger, chosen, adapter=args.adapter, player=args.player)
+        if args.parent:
+            base.parent = args.parent
         say(f"learn {args.learner}: {data.note}; base {base.parent or base.model}")
 
         def on_step(logs: dict[str, Any]) -> None:
@@ -267,7 +319,7 @@ def model_command(args: argparse.Namespace) -> int:
     if kind not in builders:
         raise UsageError(
             f"no model builder '{kind}'{suggest(kind, builders)} (known: "
-            f"{', '.join(sorted(builders)) or 'none: install arena[hf]'}; builders are "
+            f"{', '.join(sorted(builders)) or 'none: install arena-debate[hf]'}; builders are "
             f"entry points of the group '{MODEL_GROUP}')"
         )
     build = builders[kind]

@@ -16,6 +16,7 @@ from typing import Any
 
 from arena_core.cli import cluster as cluster_args  # argparse only: `arena --help` stays fast
 from arena_core.cli import learn as learn_args
+from arena_core.cli import views
 
 EXIT_USAGE = 2
 
@@ -32,8 +33,14 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         help="a tournament to report (repeatable: printed side by side; default: all)",
     )
-    p.add_argument("--format", choices=["table", "md", "json"], default="table")
+    p.add_argument(
+        "--format",
+        choices=["table", "md", "json"],
+        default="table",
+        help="json: everything the HTML report shows",
+    )
     p.add_argument("--out", help="write to this file instead of stdout")
+    p.add_argument("--html", metavar="DIR", help="write the static HTML report into DIR")
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
@@ -85,12 +92,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="play failed matches again too")
     p.add_argument("--concurrency", type=int, help="override [tournament] concurrency")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only the final summary line")
-    cluster_args.add_run_arguments(p)  # --workers N, --executor slurm and the SLURM flags
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress; print only the final result line"
+    )
+    p.add_argument("--format", choices=["table", "json"], default="table", help="the final result")
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="play at most N matches this run (a smoke test; the rest stay pending)",
+    )
+    p.add_argument(
+        "--items",
+        type=int,
+        metavar="N",
+        help="use only the first N items of the dataset (as [dataset] limit = N would)",
+    )
+    # --workers N, --executor slurm and the SLURM flags; with the local executor, --dry-run plans
+    cluster_args.add_run_arguments(p)
 
     p = sub.add_parser("leaderboard", help="ratings of a pool (TrueSkill and Bradley-Terry)")
     _ledger_arg(p)
-    p.add_argument("--pool", help="rating pool (default: the latest tournament's)")
+    p.add_argument(
+        "--pool",
+        help="rating pool: the tournaments rated together (default: the latest tournament's)",
+    )
+    p.add_argument("--tournament", help="the pool this tournament counts in (`arena tournaments`)")
     p.add_argument("--format", choices=["table", "md", "csv", "json"], default="table")
     p.add_argument("--out", help="write to this file instead of stdout")
     p.add_argument("--no-bt", action="store_true", help="skip the Bradley-Terry fit")
@@ -100,16 +127,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tournament")
     p.add_argument("--status", choices=["pending", "done", "failed"])
     p.add_argument("--player")
-    p.add_argument("--limit", type=int, default=50, help="at most this many rows (0: all)")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument(
+        "--limit", type=int, help="at most this many (0: all; default: 50 in a table, else all)"
+    )
+    p.add_argument(
+        "--format",
+        choices=["table", "json", "csv"],
+        default="table",
+        help="json: one object per line",
+    )
 
     p = sub.add_parser("show", help="one match: transcript and verdict")
     _ledger_arg(p)
     p.add_argument("match_id", help="a match id or a unique prefix of one")
+    p.add_argument("--format", choices=["table", "json"], default="table")
 
     p = sub.add_parser("plugins", help="every registered plugin, its origin and options")
     p.add_argument("--kind", choices=["protocol", "agent", "judge", "learner", "dataset"])
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--json", action="store_true", help="same as --format json")
 
     p = sub.add_parser(
         "datasets", help="dataset plugins and their options; preview one with `show`"
@@ -143,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--pool", help="pool (default: every pool)")
     cluster_args.add_commands(sub)  # worker, ledger merge|upgrade, slurm submit
     learn_args.add_commands(sub)  # learn, loop, model tiny
+    views.add_commands(sub)  # tournaments, view, completion
     return parser
 
 
@@ -159,6 +196,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(COMMANDS[args.command](args) or 0)
     except UsageError as exc:
         print(f"arena: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        hint = views.missing_extra_message(exc)
+        if hint is None:
+            raise
+        print(f"arena: error: {hint}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("arena: interrupted", file=sys.stderr)
@@ -188,12 +231,19 @@ def _out(text: str, dest: str | None) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from arena_core.errors import UsageError
+
+    for flag in ("limit", "items"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise UsageError(f"--{flag} must be at least 1")
     if args.executor == "slurm":
+        if args.limit is not None or args.items is not None:
+            raise UsageError("--limit and --items apply to local runs, not --executor slurm")
         return cluster_args.slurm_command(args)
     if args.workers is not None and args.workers < 1:
-        from arena_core.errors import UsageError
-
         raise UsageError("--workers must be at least 1")
+    if args.workers and (args.limit is not None or args.items is not None):
+        raise UsageError("--limit and --items play from one process: not with --workers")
 
     from arena_core.config import load_config
     from arena_core.engine import Tournament
@@ -204,11 +254,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, registry)
     if args.concurrency is not None:
         if args.concurrency < 1:
-            from arena_core.errors import UsageError
-
             raise UsageError("--concurrency must be at least 1")
         cfg.raw.tournament.concurrency = args.concurrency
-    tournament = Tournament(cfg, registry, source=Path(args.config).read_text(encoding="utf-8"))
+    if args.items is not None:  # `limit` is not part of the identity: same tournament, fewer items
+        cfg.raw.dataset.limit = min(cfg.raw.dataset.limit or args.items, args.items)
+    source = Path(args.config).read_text(encoding="utf-8")
+    # A dry run builds no agent or judge: listing them must not load a model or open a client.
+    tournament = Tournament(cfg, registry, source=source, build=not args.dry_run)
+    only = {r["id"] for r in tournament.rows} if args.items is not None else None
+    if args.dry_run:
+        return _print_plan(tournament, args, only)
     ledger = Ledger(args.ledger)
     hook = get_plugin_manager().hook
     show_bar = not (args.no_progress or args.quiet) and sys.stderr.isatty()
@@ -216,6 +271,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     console = Console(stderr=True)
+    from contextlib import ExitStack
+
+    from arena_core.live import showing
+    from arena_core.match import StopRun
+
+    live = ExitStack()  # the bar, registered so that a human's prompt pauses it
     if show_bar:
         from rich.progress import (
             BarColumn,
@@ -244,8 +305,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
 
         bar.start()
+        live.enter_context(showing(bar))
     else:
-        progress = None  # type: ignore[assignment]
+        quiet = args.quiet or args.no_progress or args.format == "json"
+        progress = None if quiet else views.ProgressLines(cfg.name)  # type: ignore[assignment]
     try:
         if args.workers:
             from arena_core.cluster.worker import run_workers
@@ -255,7 +318,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         else:
             summary = asyncio.run(
-                tournament.run(ledger, retry_failed=args.retry_failed, progress=progress, hook=hook)
+                tournament.run(
+                    ledger,
+                    retry_failed=args.retry_failed,
+                    progress=progress,
+                    hook=hook,
+                    limit=args.limit,
+                    only=only,
+                )
             )
     except KeyboardInterrupt:
         counts = ledger.counts(cfg.name)
@@ -265,7 +335,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"resume"
         )
         raise
+    except StopRun as exc:  # e.g. a human player's input closed: no use playing on
+        counts = ledger.counts(cfg.name)
+        raise UsageError(
+            f"run stopped: {exc}; {counts.get('done', 0)} done, {counts.get('failed', 0)} "
+            f"failed, {counts.get('pending', 0)} pending; run the same command to resume"
+        ) from exc
     finally:
+        live.close()
         if show_bar:
             bar.stop()
 
@@ -278,7 +355,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"({summary.rate:.0f} matches/s); ledger: {counts.get('done', 0)} done, "
         f"{counts.get('failed', 0)} failed, {counts.get('pending', 0)} pending"
     )
-    if args.quiet:
+    if args.format == "json":
+        from arena_core.cli.views import run_result
+
+        js = judge_stats(ledger, cfg.name)
+        rows = leaderboard(ledger, cfg.pool)
+        print(json.dumps(run_result(cfg.name, cfg.pool, summary, counts, rows, js), indent=2))
+    elif args.quiet:
         print(line)
     else:
         rows = leaderboard(ledger, cfg.pool)
@@ -311,19 +394,56 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if counts.get("failed") and summary.failed else 0
 
 
-def _print_table(rows: Sequence[Any], title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _plain(text: str) -> str:
+    """Config text shown as is, but never as terminal control codes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
+
+def _print_plan(tournament: Any, args: argparse.Namespace, only: set[str] | None) -> int:
+    """`arena run --dry-run`: what would be scheduled, what is done, what would be built.
+
+    Reads the ledger only when it exists (a missing SQLite file is not created) and never
+    plays: exit 0 when the run could go ahead, 2 when it would be refused.
+    """
+    from arena_core.ledger import Ledger, resolve_url, sqlite_path
+
+    url = resolve_url(args.ledger)
+    path = sqlite_path(url)
+    ledger = None if path is not None and not Path(path).exists() else Ledger(url, create=False)
+    plan = tournament.plan(ledger, retry_failed=args.retry_failed, limit=args.limit, only=only)
+    print(
+        f"dry run of '{_plain(plan.tournament)}' ({_plain(plan.protocol)}): {plan.items} item(s), "
+        f"{plan.scheduled} match(es) scheduled; nothing is played or written"
+    )
+    width = max(len(_plain(pair)) for _, pair in plan.per_pair)
+    for (protocol, pair), n in sorted(plan.per_pair.items()):
+        print(f"  {_plain(protocol)}  {_plain(pair):{width}s}  {n:6d}")
+    if ledger is None:
+        print(f"ledger {url}: does not exist yet; every match would be new")
+    elif plan.refused:
+        print(f"ledger {url}: the run would be refused")
+    else:
+        stored = ", ".join(f"{n} {st}" for st, n in sorted(plan.stored.items())) or "nothing"
+        print(f"ledger {url}: this tournament has {stored}")
+    if not plan.refused:
+        cut = f" (--limit {args.limit})" if args.limit is not None else ""
+        print(f"this run would play {plan.to_play} match(es){cut}")
+    print("agents that would be built:")
+    for name, agent, options in plan.agents:
+        print(f"  {_plain(name)}: {_plain(agent)} {_plain(json.dumps(options, sort_keys=True))}")
+    judge, options = plan.judge
+    print(f"judge: {_plain(judge)} {_plain(json.dumps(options, sort_keys=True))}")
+    if plan.refused:
+        from arena_core.errors import UsageError
+
+        raise UsageError(plan.refused)
+    return 0
+
+
+def _print_table(rows: Sequence[Any], title: str) -> None:
     from arena_core.reports.leaderboard import HEADERS, table_cells
 
-    t = Table(title=title)
-    for h in HEADERS[:-1]:
-        t.add_column(h, justify="left" if h == "player" else "right")
-    for cells in table_cells(rows):
-        t.add_row(*cells)
-    # Outside a terminal rich assumes 80 columns and would elide player names.
-    Console(width=None if sys.stdout.isatty() else 160).print(t)
+    views.emit([views.SHORT.get(h, h) for h in HEADERS[:-1]], list(table_cells(rows)), title=title)
 
 
 def _default_pool(ledger: Any, pool: str | None) -> str:
@@ -348,7 +468,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from arena_core.reports.leaderboard import leaderboard, to_csv, to_json, to_markdown
 
     ledger = Ledger(args.ledger, create=False)
-    pool = _default_pool(ledger, args.pool)
+    if args.tournament and args.pool:
+        from arena_core.errors import UsageError
+
+        raise UsageError("give --pool or --tournament, not both")
+    pool = ledger.tournament(args.tournament).pool if args.tournament else args.pool
+    pool = _default_pool(ledger, pool)
     rows = leaderboard(ledger, pool, bt=not args.no_bt)
     if args.format == "table" and not args.out:
         _print_table(rows, title=f"Leaderboard — pool '{pool}'")
@@ -362,49 +487,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_matches(args: argparse.Namespace) -> int:
-    from arena_core.ledger import Ledger
-
-    ledger = Ledger(args.ledger, create=False)
-    if args.tournament:
-        ledger.tournament(args.tournament)
-    rows = ledger.matches(
-        tournament=args.tournament, status=args.status, player=args.player, limit=args.limit or None
-    )
-    if args.format == "json":
-        for m in rows:
-            print(
-                json.dumps(
-                    {
-                        "id": m.id,
-                        "tournament": m.tournament,
-                        "status": m.status,
-                        "item": m.item_id,
-                        "seats": m.seats,
-                        "attempts": m.attempts,
-                        "error": m.error,
-                    }
-                )
-            )
-        return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=f"{len(rows)} match(es)")
-    for col in ("id", "tournament", "item", "seats", "status", "tries", "error"):
-        t.add_column(col, overflow="fold")
-    for m in rows:
-        seats = " vs ".join(f"{s}:{p}" for s, p in m.seats.items())
-        t.add_row(
-            m.id[:12],
-            m.tournament,
-            m.item_id,
-            seats,
-            m.status,
-            str(m.attempts),
-            (m.error or "")[:80],
-        )
-    Console().print(t)
-    return 0
+    return views.matches_command(args)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -415,6 +498,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     from arena_core.ledger import Ledger
 
     ledger = Ledger(args.ledger, create=False)
+    if args.format == "json":
+        sys.stdout.write(views.show_json(ledger, args.match_id))
+        return 0
     m = ledger.get_match(args.match_id)
     con = Console()
     item = m.item
@@ -462,7 +548,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
     registry = get_registry()
     entries = [e for e in registry if not args.kind or e.kind == args.kind]
-    if args.json:
+    if args.json or args.format == "json":
         print(
             json.dumps(
                 [
@@ -544,13 +630,13 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from arena_core.reports.tournament import report_command
+    from arena_core.cli.reports import report_command
 
     return report_command(args)
 
 
 def cmd_pairs(args: argparse.Namespace) -> int:
-    from arena_core.learning.pairs import pairs_export_command
+    from arena_core.cli.pairs import pairs_export_command
 
     return pairs_export_command(args)
 
@@ -572,6 +658,7 @@ COMMANDS = {
     "loop": learn_args.loop_command,
     "model": learn_args.model_command,
     "pairs": cmd_pairs,
+    **views.COMMANDS,
 }
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from arena_core.ledger import (
     FAILED,
     PENDING,
     RUNNING,
+    ItemRow,
     Ledger,
     MatchRow,
     Player,
@@ -39,7 +40,7 @@ from arena_core.ledger import (
     VerdictRow,
     advisory_key,
 )
-from arena_core.ledger.store import _insert
+from arena_core.ledger.store import _insert, insert_items
 
 _RANK = {DONE: 3, FAILED: 2, PENDING: 1, RUNNING: 1}
 _FINISH_LOCK = advisory_key("arena:finish")  # the lock engine.Writer takes to write finishes
@@ -100,6 +101,7 @@ def merge(shards: Sequence[str], into: str) -> MergeReport:
                     t.name, t.protocol, t.pool, t.config_hash, t.config, t.source
                 )
             _merge_players(src, target)
+            _merge_items(src, target)
             with src.engine.connect() as conn:
                 for r in conn.execute(select(mt)):
                     row = dict(r._mapping)
@@ -146,6 +148,16 @@ def _merge_players(src: Ledger, target: Ledger) -> None:
                     .where(pt.c.name == r["name"], pt.c.parent.is_(None))
                     .values(parent=r["parent"], learner_run=r["learner_run"])
                 )
+
+
+def _merge_items(src: Ledger, target: Ledger) -> None:
+    """Item snapshots the shard's matches reference (content-keyed: the same key is the same
+    item, so the target keeps what it has)."""
+    it = ItemRow.__table__
+    with src.engine.connect() as conn:
+        items = {k: d for k, d in conn.execute(select(it.c.key, it.c.data))}
+    with target.engine.begin() as conn:
+        insert_items(conn, items)
 
 
 def _fold(

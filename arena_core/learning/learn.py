@@ -153,6 +153,9 @@ def dataset_pairs(
     rows = []
     for pair in itertools.islice(source.pairs(split), limit):
         raw = pair.model_dump(mode="json") if hasattr(pair, "model_dump") else dict(pair)
+        messages = (raw.get("metadata") or {}).get("messages")
+        if messages:  # a dialogue (HH): the learner gets its turns, not one user message
+            raw = {**raw, "prompt": messages}
         rows.append(normalize(raw))
     query = {
         "source": "dataset",

@@ -17,7 +17,8 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -34,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from arena_core.errors import UsageError, suggest
@@ -43,6 +45,7 @@ from arena_core.ledger.tables import (
     FAILED,
     PENDING,
     RUNNING,
+    ItemRow,
     MatchRow,
     Player,
     Rating,
@@ -210,6 +213,96 @@ def prepare_schema(engine: Engine, *, create: bool) -> None:
             )
 
 
+# --- items: stored once, by content -----------------------------------------------------------
+
+# Content-addressed, so one cache serves every ledger of the process; bounded by count. Matches of
+# one item share the cached dict instead of each holding a parsed copy.
+_ITEM_CACHE: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_ITEM_CACHE_SIZE = 4096
+
+
+def item_key(snapshot: dict[str, Any]) -> str:
+    """The key an item snapshot is stored under: a hash of its canonical JSON."""
+    canonical = json.dumps(snapshot, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _cache(key: str, data: dict[str, Any]) -> dict[str, Any]:
+    _ITEM_CACHE[key] = data
+    _ITEM_CACHE.move_to_end(key)
+    while len(_ITEM_CACHE) > _ITEM_CACHE_SIZE:
+        _ITEM_CACHE.popitem(last=False)
+    return data
+
+
+def load_items(conn: Connection, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The snapshots of these keys, from the cache or in one query per 500 missing."""
+    out: dict[str, dict[str, Any]] = {}
+    missing = []
+    for key in set(keys):
+        if key in _ITEM_CACHE:
+            out[key] = _ITEM_CACHE[key]
+        else:
+            missing.append(key)
+    it = ItemRow.__table__
+    for i in range(0, len(missing), 500):
+        rows = conn.execute(select(it.c.key, it.c.data).where(it.c.key.in_(missing[i : i + 500])))
+        for key, data in rows:
+            out[key] = _cache(key, data)
+    return out
+
+
+def hydrate_items(conn: Connection, rows: Sequence[MatchRow]) -> None:
+    """Fill `item` of match rows built outside the ORM's load (claims read with Core)."""
+    todo = [r for r in rows if r.item_key is not None and not r.item]
+    found = load_items(conn, (r.item_key for r in todo if r.item_key))
+    for r in todo:
+        set_committed_value(r, "item", found.get(r.item_key or ""))
+
+
+@event.listens_for(MatchRow, "load")
+def _fill_item(target: MatchRow, context: Any) -> None:
+    """Every MatchRow the ORM loads carries its item, as when each row stored a copy."""
+    if target.item_key is not None and not target.item:
+        conn = context.session.connection()
+        set_committed_value(target, "item", load_items(conn, [target.item_key])[target.item_key])
+
+
+def split_items(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Match rows with their item snapshots replaced by keys, and the snapshots by key.
+
+    Rows of one item share one snapshot object (schedule.build_matches), so each is hashed once.
+    """
+    keys: dict[int, str] = {}
+    items: dict[str, Any] = {}
+    out = []
+    for r in rows:
+        snap = r.get("item")
+        if snap is None or r.get("item_key"):
+            out.append(r)
+            continue
+        key = keys.get(id(snap))
+        if key is None:
+            key = keys[id(snap)] = item_key(snap)
+            items[key] = snap
+        out.append({**r, "item": None, "item_key": key})
+    return out, items
+
+
+def insert_items(conn: Connection, items: dict[str, Any]) -> None:
+    """Store snapshots not stored yet (another process may store the same one meanwhile)."""
+    if not items:
+        return
+    it = ItemRow.__table__
+    keys = list(items)
+    have: set[str] = set()
+    for i in range(0, len(keys), 500):
+        have.update(conn.execute(select(it.c.key).where(it.c.key.in_(keys[i : i + 500]))).scalars())
+    new = [{"key": k, "data": items[k]} for k in keys if k not in have]
+    if new:
+        conn.execute(_insert(conn, it).on_conflict_do_nothing(), new)
+
+
 class Ledger:
     """Reads and writes the ledger. One instance per process; sessions are short-lived."""
 
@@ -303,8 +396,9 @@ class Ledger:
                 existing.update(
                     conn.execute(select(table.c.id).where(table.c.id.in_(chunk))).scalars()
                 )
-            new = [r for r in rows if r["id"] not in existing]
+            new, items = split_items([r for r in rows if r["id"] not in existing])
             if new:
+                insert_items(conn, items)
                 # Several processes may schedule the same tournament at once: a row another one
                 # inserted meanwhile is skipped, not an error.
                 conn.execute(_insert(conn, table).on_conflict_do_nothing(), new)
@@ -405,6 +499,25 @@ class Ledger:
             q = q.order_by(MatchRow.finished_seq, VerdictRow.node)
             return [tuple(r) for r in s.exec(q).all()]
 
+    def outcomes(self, pool: str) -> Iterator[tuple[dict[str, str], str | None]]:
+        """(seats, winning seat) of the pool's finished matches in finish order, streamed.
+
+        Only the two columns ratings need, read in chunks: a recompute of 100k matches builds no
+        match or verdict objects and holds no item in memory (`done_with_verdicts` does both).
+        """
+        mt, vt = MatchRow.__table__, VerdictRow.__table__
+        names = select(Tournament.name).where(Tournament.pool == pool)
+        q = (
+            select(mt.c.seats, vt.c.winner_seat)
+            .join(vt, (vt.c.match_id == mt.c.id) & (vt.c.node == -1))
+            .where(mt.c.status == DONE, mt.c.tournament.in_(names.scalar_subquery()))
+            .order_by(mt.c.finished_seq)
+            .execution_options(yield_per=2000)
+        )
+        with self.engine.connect() as conn:
+            for seats, winner in conn.execute(q):
+                yield (json.loads(seats) if isinstance(seats, str) else seats), winner
+
     def tournament(self, name: str) -> Tournament:
         with self.session() as s:
             row = s.get(Tournament, name)
@@ -455,6 +568,7 @@ class Ledger:
         stmt = stmt.values(**values).returning(*mt.c)
         with self.engine.begin() as conn:
             rows = [MatchRow(**dict(r._mapping)) for r in conn.execute(stmt)]
+            hydrate_items(conn, rows)
         rows.sort(key=lambda r: r.order_key)
         return rows
 
@@ -488,18 +602,23 @@ class Ledger:
             [mt.c.worker == worker, mt.c.status == RUNNING], {"heartbeat_at": self.db_now()}
         )
 
-    def take_back(self, tournament: str | None, stale_after: float) -> int:
+    def take_back(
+        self, tournament: str | None, stale_after: float, *, keep: str | None = None
+    ) -> int:
         """Return to pending every running match whose heartbeat is older than `stale_after` s.
 
         Its worker died or hung; if it comes back, its finish write finds the match no longer
         claimed by it and is discarded (`Writer` in claim mode), so nothing is written twice.
         Attempts are not counted up: the replay has the same seed as an uninterrupted run.
+        `keep` (the caller) never loses its own claims: it is alive, if slow on a loaded host.
         """
         mt = MatchRow.__table__
         cutoff = self.db_now() - timedelta(seconds=stale_after)
         conds = [mt.c.status == RUNNING, mt.c.heartbeat_at < cutoff]
         if tournament is not None:
             conds.append(mt.c.tournament == tournament)
+        if keep is not None:
+            conds.append(mt.c.worker != keep)
         return self._update_unlocked(conds, _UNCLAIMED)
 
     def release(self, worker: str) -> int:

@@ -49,7 +49,11 @@ class MatchRow(SQLModel, table=True):
     tournament: str = Field(foreign_key="tournament.name")
     protocol: str
     item_id: str
-    item: dict[str, Any] = Field(sa_column=Column(JSON))  # snapshot, so `show` needs no dataset
+    # The item is stored once in `item` (by content hash) and referenced here; a row read through
+    # the ORM or `Ledger` gets `item` filled from it (see store.hydrate_items), so `show` and
+    # exports need no dataset. Ledgers before revision 0003 kept a copy in `item` itself.
+    item: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    item_key: str | None = None
     seats: dict[str, str] = Field(sa_column=Column(JSON))  # seat -> player
     assignment: dict[str, int] = Field(sa_column=Column(JSON))  # seat -> answer index argued
     variant: int = 0
@@ -66,6 +70,16 @@ class MatchRow(SQLModel, table=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     finished_seq: int | None = None  # global finish order: ratings replay in this order
+
+
+class ItemRow(SQLModel, table=True):
+    """One item snapshot, keyed by the hash of its content: matches of the same item (in any
+    tournament) share it instead of each copying it."""
+
+    __tablename__ = "item"
+
+    key: str = Field(primary_key=True)
+    data: dict[str, Any] = Field(sa_column=Column(JSON))
 
 
 class TurnRow(SQLModel, table=True):

@@ -15,6 +15,7 @@ from arena_plugins.text import sentences
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from arena_core.interfaces import Agent
+from arena_core.match import TransientError
 from arena_core.types import Observation, Request, Response
 
 
@@ -132,8 +133,8 @@ class FaultyOptions(BaseModel):
     text: str = "I maintain that the answer is: {answer}."
 
 
-class AgentFault(RuntimeError):
-    """The fault the faulty agent injects."""
+class AgentFault(TransientError):
+    """The fault the faulty agent injects: transient, so the engine's retries apply to it."""
 
 
 class FaultyAgent(Agent):

@@ -281,7 +281,9 @@ class LoadedModel:
             try:
                 from peft import PeftModel
             except ImportError as exc:  # pragma: no cover - peft is in the hf extra
-                raise ImportError("a LoRA adapter needs peft: pip install 'arena[hf]'") from exc
+                raise ImportError(
+                    "a LoRA adapter needs peft: pip install 'arena-debate[hf]'"
+                ) from exc
             model = PeftModel.from_pretrained(model, key.adapter)
             if key.merge_adapter:
                 model = model.merge_and_unload()

@@ -5,8 +5,10 @@ transcript so far) is drawn with rich on stderr, so stdout stays clean for JSON 
 speech is read from stdin: one or more lines, ended by an empty line or end of input. stdin may
 be a pipe (tests, scripted sessions): nothing here needs a TTY. Reading happens in a worker
 thread, so other matches (with model players) go on while the person types; one prompt is
-shown at a time, across all human players and judges of the process. End of input with nothing
-typed fails the call with `HumanInputClosed` rather than hanging the tournament.
+shown at a time, across all human players and judges of the process, and the run's progress bar
+is paused while it is (`arena_core.live.paused`), so the prompt is not drawn over. End of input
+with nothing typed raises `HumanInputClosed`, a `StopRun`: the run ends at once with that message
+(it is not retried, and no further match asks), and the unplayed matches stay pending.
 
 Give a tournament with humans a generous `timeout` (seconds per call): the default 60 s is
 meant for models.
@@ -23,11 +25,14 @@ from typing import Any, TextIO
 from pydantic import BaseModel, ConfigDict, Field
 
 from arena_core.interfaces import Agent
+from arena_core.live import paused
+from arena_core.match import StopRun
 from arena_core.types import Observation, Request, Response, TurnView
 
 
-class HumanInputClosed(EOFError):
-    """stdin ended before the person typed an answer."""
+class HumanInputClosed(EOFError, StopRun):
+    """stdin ended before the person typed an answer: every later prompt would end the same way,
+    so the run stops (a StopRun) instead of retrying or failing match after match."""
 
 
 class HumanOptions(BaseModel):
@@ -122,16 +127,20 @@ class HumanAgent(Agent):
         c.print(f"Type your{more} speech{words}; end it with an empty line.")
 
     def _ask(self, request: Request) -> list[str]:
-        self.show(request.observation, request.n)
-        texts = []
-        for i in range(request.n):
-            if request.n > 1:
-                self.term.console.print(f"[bold]Version {i + 1}:[/]")
-            text = self.term.read_block()
-            if text is None:
-                raise HumanInputClosed("stdin closed before a speech was typed")
-            texts.append(text)
-        return texts
+        with paused():  # no progress bar drawn over the prompt while the person types
+            self.show(request.observation, request.n)
+            texts = []
+            for i in range(request.n):
+                if request.n > 1:
+                    self.term.console.print(f"[bold]Version {i + 1}:[/]")
+                text = self.term.read_block()
+                if text is None:
+                    raise HumanInputClosed(
+                        "stdin closed before the human player typed a speech (a human player "
+                        "needs a terminal or piped input)"
+                    )
+                texts.append(text)
+            return texts
 
     async def respond(self, requests: Sequence[Request]) -> list[Response]:
         out = []

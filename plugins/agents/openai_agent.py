@@ -8,11 +8,15 @@ OpenAI's endpoint and key.
 Speed: every player keeps one `AsyncOpenAI` client per event loop (its connection pool), and all
 players on one endpoint share a semaphore whose size is the smallest `concurrency` any of them
 asks for, so a tournament with concurrency 64 never has more than that many calls in flight to
-one server. Retries with backoff on 429 and 5xx (honouring `retry-after`) and the per-call
-timeout are the SDK's own (`max_retries`, `timeout`). Under the SDK, `transport = "auto"` takes
-aiohttp when it is installed (the `api` extra installs it): both SDKs document it for many
-concurrent calls, and on 32 calls in flight it costs the event loop about a third less per call
-than the default httpx pool, whose every request scans every pooled connection.
+one server. Retries belong to the engine (`[tournament] retries`, with jittered backoff), so one
+layer owns the budget: the SDK's own retries are off by default (`max_retries = 0`; setting it
+stacks them under the engine's), and a failed call's SDK exception is marked `transient` (429,
+408, 409, 5xx, connection errors and timeouts) with the server's `retry-after`, or not (any other
+4xx, which retrying cannot fix). The per-call HTTP timeout is the SDK's (`timeout`). Under the
+SDK, `transport = "auto"` takes aiohttp when it is installed (the `api` extra installs it): both
+SDKs document it for many concurrent calls, and on 32 calls in flight it costs the event loop
+about a third less per call than the default httpx pool, whose every request scans every pooled
+connection.
 
 Keys are read from the environment variable named by `api_key_env` (or a `.env` file in the
 working directory) when the client is made; the key itself is never an option, so it never
@@ -60,7 +64,12 @@ class APIOptions(BaseModel):
     concurrency: int = Field(
         16, ge=1, description="calls in flight to this endpoint (shared by its players)"
     )
-    max_retries: int = Field(4, ge=0, description="SDK retries with backoff on 429/5xx/timeouts")
+    max_retries: int = Field(
+        0,
+        ge=0,
+        description="the SDK's own retries, under the engine's `[tournament] retries` (0: the "
+        "engine alone retries)",
+    )
     timeout: float = Field(60.0, gt=0, description="seconds per HTTP call")
     max_tokens: int | None = Field(None, ge=1, description="cap on each request's max_tokens")
     temperature: float | None = Field(None, ge=0, description="overrides the request's temperature")
@@ -127,7 +136,9 @@ def import_sdk(name: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        raise ImportError(f"the {name} agent needs its SDK: pip install 'arena[api]'") from exc
+        raise ImportError(
+            f"the {name} agent needs its SDK: pip install 'arena-debate[api]'"
+        ) from exc
 
 
 def http_client_class(sdk: Any, transport: str) -> Any:
@@ -249,6 +260,38 @@ def cost_of(
 # --- the OpenAI agent -----------------------------------------------------------------------------
 
 
+TRANSIENT_STATUS = frozenset({408, 409, 429})  # and every 5xx: what the SDKs themselves retry
+
+
+def retry_after(response: Any) -> float | None:
+    """Seconds the server asked to wait (`retry-after-ms` or numeric `retry-after`), if any."""
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    for key, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            value = float(headers.get(key) or "")
+        except ValueError:  # absent, or an HTTP date: the engine's backoff applies
+            continue
+        if value >= 0:
+            return value * scale
+    return None
+
+
+def mark_transient(exc: BaseException, sdk: Any) -> None:
+    """Tell the engine whether retrying `exc` can help, keeping the SDK's exception type.
+
+    The engine retries only errors it knows to be transient (`arena_core.match.is_transient`);
+    the SDK's classes are the SDK's business, so the agent, which imported the SDK, says so.
+    """
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, sdk.APIConnectionError):  # timeouts included (APITimeoutError)
+        exc.transient = True  # type: ignore[attr-defined]
+    elif isinstance(status, int):
+        exc.transient = status in TRANSIENT_STATUS or status >= 500  # type: ignore[attr-defined]
+        exc.retry_after = retry_after(getattr(exc, "response", None))  # type: ignore[attr-defined]
+
+
 class EndpointAgent(Agent):
     """What every API agent shares: one concurrency limit per endpoint, one client per loop.
 
@@ -262,6 +305,7 @@ class EndpointAgent(Agent):
         module = import_sdk(sdk)
         http = http_client_class(module, options.transport)  # no aiohttp: fails here, not mid-run
         client_class = getattr(module, client)
+        self.sdk = module
         self.opts = options
         self.endpoint = options.base_url or default_url
 
@@ -282,7 +326,11 @@ class EndpointAgent(Agent):
         raise NotImplementedError
 
     async def respond(self, requests: Sequence[Request]) -> list[Response]:
-        return list(await asyncio.gather(*(self._one(r) for r in requests)))
+        try:
+            return list(await asyncio.gather(*(self._one(r) for r in requests)))
+        except Exception as exc:
+            mark_transient(exc, self.sdk)
+            raise
 
     def limit(self) -> asyncio.Semaphore:
         """This endpoint's semaphore (declaring again if a closed agent is used anew)."""

@@ -13,8 +13,8 @@ For many players, or a model shared between processes, serving it once with `vll
 pointing `openai-compatible` players at it is usually simpler; this agent avoids the HTTP hop
 when one tournament process owns the GPU.
 
-vLLM is an optional extra (`pip install 'arena[vllm]'`, GPU machines); it is imported when the
-agent is built, and a missing install is a clear error naming the extra. Not exercised in CI
+vLLM is an optional extra (`pip install 'arena-debate[vllm]'`, GPU machines); it is imported when
+the agent is built, and a missing install is a clear error naming the extra. Not exercised in CI
 (no GPU there): the tests check that error and the options.
 """
 
@@ -72,7 +72,7 @@ def import_vllm() -> Any:
     except ImportError as exc:
         raise ImportError(
             "the vllm agent needs vLLM, an optional extra for GPU machines: "
-            "pip install 'arena[vllm]' (or serve the model with `vllm serve` and use the "
+            "pip install 'arena-debate[vllm]' (or serve the model with `vllm serve` and use the "
             "openai-compatible agent)"
         ) from exc
     return vllm

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from arena_plugins.datasets.records import (
@@ -44,13 +45,19 @@ class PairOptions(FileOptions):
 
 def dialogue(text: str) -> list[dict[str, str]]:
     """'\\n\\nHuman: hi\\n\\nAssistant: hello' -> chat messages (user / assistant)."""
-    parts = _SPEAKER.split(text)
-    out = []
-    for who, content in zip(parts[1::2], parts[2::2], strict=True):
-        out.append({"role": "user" if who == "Human" else "assistant", "content": content.strip()})
+    out = turns(text)
     if out and out[-1]["role"] == "assistant" and not out[-1]["content"]:
         out.pop()  # the trailing 'Assistant:' cue of a prompt
     return out
+
+
+def turns(text: str) -> list[dict[str, str]]:
+    """Every turn of an HH dialogue as a chat message, an empty last reply included."""
+    parts = _SPEAKER.split(text)
+    return [
+        {"role": "user" if who == "Human" else "assistant", "content": content.strip()}
+        for who, content in zip(parts[1::2], parts[2::2], strict=True)
+    ]
 
 
 def question_of_dialogue(prompt: str) -> str:
@@ -59,24 +66,88 @@ def question_of_dialogue(prompt: str) -> str:
     return text.strip()
 
 
-def split_hh(raw: Raw) -> tuple[str, str, str]:
-    """(prompt up to and including the last '\\n\\nAssistant:', chosen reply, rejected reply)."""
-    chosen, rejected = raw.text("chosen"), raw.text("rejected")
-    cut = chosen.rfind(ASSISTANT)
-    if cut < 0:
-        raise raw.error("chosen", "no '\\n\\nAssistant:' turn in the dialogue")
-    prompt = chosen[: cut + len(ASSISTANT)]
-    if not rejected.startswith(prompt) or rejected.rfind(ASSISTANT) != cut:
+def common_prompt(chosen: str, rejected: str) -> str | None:
+    """The longest common start of two HH dialogues, cut after its last '\\n\\nAssistant:'
+    cue (a turn boundary), as TRL's HH recipe cuts it; None when they share no Assistant turn.
+
+    Both completions then begin with an Assistant reply; when the dialogues part before the
+    last turn, the completions hold the rest of the dialogue (replies and Human turns).
+    """
+    n = 0
+    for a, b in zip(chosen, rejected, strict=False):
+        if a != b:
+            break
+        n += 1
+    cut = chosen.rfind(ASSISTANT, 0, n)  # the last cue wholly inside the common start
+    return None if cut < 0 else chosen[: cut + len(ASSISTANT)]
+
+
+def split_hh(raw: Raw, chosen_field: str = "chosen", rejected_field: str = "rejected") -> HhSplit:
+    """An HH record's two dialogues as (prompt, chosen, rejected) and their chat messages.
+
+    The prompt is the longest common dialogue prefix cut at a turn boundary (it ends with the
+    '\\n\\nAssistant:' cue); the completions are what follows. An empty final reply is a reply
+    (kept as ''), and a completion that runs over several turns keeps them: as text, and as
+    messages (assistant, user, assistant ...) in `chosen_messages` / `rejected_messages`.
+    """
+    chosen, rejected = raw.text(chosen_field), raw.text(rejected_field)
+    if ASSISTANT not in chosen:
+        raise raw.error(chosen_field, "no '\\n\\nAssistant:' turn in the dialogue")
+    prompt = common_prompt(chosen, rejected)
+    if prompt is None:
         raise raw.error(
-            "rejected",
-            "does not share the dialogue of 'chosen' up to its last '\\n\\nAssistant:'",
+            rejected_field,
+            f"shares no dialogue with '{chosen_field}' up to an '\\n\\nAssistant:' turn",
         )
-    good, bad = chosen[len(prompt) :].strip(), rejected[len(prompt) :].strip()
-    if not good:
-        raise raw.error("chosen", "empty final assistant reply")
-    if not bad:
-        raise raw.error("rejected", "empty final assistant reply")
-    return prompt, good, bad
+    good, bad = chosen[len(prompt) :], rejected[len(prompt) :]
+    return HhSplit(
+        prompt=prompt,
+        chosen=good.strip(),
+        rejected=bad.strip(),
+        messages=dialogue(prompt),
+        chosen_messages=turns(ASSISTANT + good),
+        rejected_messages=turns(ASSISTANT + bad),
+    )
+
+
+@dataclass(frozen=True)
+class HhSplit:
+    prompt: str
+    chosen: str
+    rejected: str
+    messages: list[dict[str, str]]  # the prompt's dialogue
+    chosen_messages: list[dict[str, str]]  # the completion's turns, an assistant reply first
+    rejected_messages: list[dict[str, str]]
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "messages": self.messages,
+            "chosen_messages": self.chosen_messages,
+            "rejected_messages": self.rejected_messages,
+        }
+
+
+def hh_messages(prompt: str, chosen: str, rejected: str) -> dict[str, Any]:
+    """The chat messages of a pair whose prompt is HH-shaped (APO's queries): the prompt's
+    dialogue and each completion's turns."""
+    return {
+        "messages": dialogue(prompt),
+        "chosen_messages": turns(ASSISTANT + chosen),
+        "rejected_messages": turns(ASSISTANT + rejected),
+    }
+
+
+def _reply(raw: Raw, field: str) -> str:
+    """A reply: a string, possibly empty (an empty reply is a reply)."""
+    value = raw.need(field)
+    if not isinstance(value, str):
+        raise raw.error(field, f"must be a string, got {type(value).__name__}")
+    return value.strip()
+
+
+def looks_like_hh(value: Any) -> bool:
+    """A whole HH dialogue ('\\n\\nHuman: ...\\n\\nAssistant: ...') rather than a reply."""
+    return isinstance(value, str) and value.lstrip(" ").startswith(HUMAN) and ASSISTANT in value
 
 
 class HhOptions(PairOptions):
@@ -140,13 +211,13 @@ class HhSource(PairSource):
     def convert(self, raw: Raw) -> Iterator[Pair]:
         layout = self.layout(raw)
         if layout == "anthropic":
-            prompt, good, bad = split_hh(raw)
+            hh = split_hh(raw)
             yield Pair(
                 id=raw.ident("id"),
-                prompt=prompt,
-                chosen=good,
-                rejected=bad,
-                metadata={"messages": dialogue(prompt), "layout": layout},
+                prompt=hh.prompt,
+                chosen=hh.chosen,
+                rejected=hh.rejected,
+                metadata={**hh.metadata(), "layout": layout},
             )
         elif layout == "apo-pairs":
             base, query, responses, scores = self._comparison(raw)
@@ -163,7 +234,11 @@ class HhSource(PairSource):
                     rejected=responses[j],
                     score_chosen=scores[i],
                     score_rejected=scores[j],
-                    metadata={"layout": layout, "type": raw.get("type")},
+                    metadata={
+                        **hh_messages(query, responses[i], responses[j]),
+                        "layout": layout,
+                        "type": raw.get("type"),
+                    },
                 )
         else:
             base, query, samples = self._samples(raw)
@@ -176,7 +251,7 @@ class HhSource(PairSource):
                     prompt=query,
                     chosen=gold,
                     rejected=sample,
-                    metadata={"layout": layout, "sample": i},
+                    metadata={**hh_messages(query, gold, sample), "layout": layout, "sample": i},
                 )
 
     # items ...
@@ -224,9 +299,7 @@ class HhSource(PairSource):
             q, response = t.split("<sep>", 1)
             if query is not None and q != query:
                 raise raw.error(f"text.{i}", "its query differs from that of text.0")
-            if not response.strip():
-                raise raw.error(f"text.{i}", "empty response")
-            query = q
+            query = q  # an empty response is a response (HH has them too): kept as ''
             responses.append(response.strip())
         floats = [v for v in values if v is not None]
         if len(floats) != len(values) or max(floats) == min(floats):
@@ -239,7 +312,7 @@ class HhSource(PairSource):
             (k for k in raw.data if str(k).startswith("sample_") and k[7:].isdigit()),
             key=lambda k: int(k[7:]),
         )
-        samples = [raw.text(k) for k in keys]
+        samples = [_reply(raw, k) for k in keys]
         if not samples:
             raise raw.error("sample_0", "missing")
         return raw.ident("query_id"), query, samples
@@ -389,6 +462,21 @@ class PreferencesSource(PairSource):
 
     def convert(self, raw: Raw) -> Iterator[Pair]:
         o = self.opts
+        used = [o.id, o.prompt, o.chosen, o.rejected, o.score_chosen, o.score_rejected]
+        if raw.get(o.prompt) is None and all(
+            looks_like_hh(raw.get(f)) for f in (o.chosen, o.rejected)
+        ):  # whole HH dialogues, no prompt field: split them as the hh-rlhf loader does
+            hh = split_hh(raw, o.chosen, o.rejected)
+            yield Pair(
+                id=raw.ident(o.id),
+                prompt=hh.prompt,
+                chosen=hh.chosen,
+                rejected=hh.rejected,
+                score_chosen=number(raw.get(o.score_chosen), raw, o.score_chosen or ""),
+                score_rejected=number(raw.get(o.score_rejected), raw, o.score_rejected or ""),
+                metadata={**scalars(raw.data, [*used, o.split_field]), **hh.metadata()},
+            )
+            return
         prompt = raw.need(o.prompt)
         if isinstance(prompt, list):  # a chat: the conversation so far
             prompt = "\n\n".join(
@@ -398,7 +486,6 @@ class PreferencesSource(PairSource):
             )
         if not isinstance(prompt, str) or not prompt.strip():
             raise raw.error(o.prompt, "must be a non-empty string")
-        used = [o.id, o.prompt, o.chosen, o.rejected, o.score_chosen, o.score_rejected]
         yield Pair(
             id=raw.ident(o.id),
             prompt=prompt,

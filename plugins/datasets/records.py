@@ -399,7 +399,7 @@ def _read_parquet(path: Path, _: str) -> Iterator[Raw]:
         import pyarrow.parquet as pq
     except ImportError:
         raise DatasetError(
-            f"{path}: reading parquet needs pyarrow (pip install 'arena[hf]')"
+            f"{path}: reading parquet needs pyarrow (pip install 'arena-debate[hf]')"
         ) from None
     label = file_label(path)
     try:
@@ -443,7 +443,7 @@ def _read_saved(path: Path, split: str | None) -> Iterator[Raw]:
         import datasets
     except ImportError:
         raise DatasetError(
-            f"{path}: reading it needs `datasets` (pip install 'arena[hf]')"
+            f"{path}: reading it needs `datasets` (pip install 'arena-debate[hf]')"
         ) from None
     try:
         obj = datasets.load_from_disk(str(path))
@@ -458,7 +458,7 @@ def _read_hub(name: str, opts: FileOptions, split: str | None) -> Iterator[Raw]:
         import datasets
     except ImportError:
         raise DatasetError(
-            f"{name}: loading it needs `datasets` (pip install 'arena[hf]')"
+            f"{name}: loading it needs `datasets` (pip install 'arena-debate[hf]')"
         ) from None
     try:
         obj = datasets.load_dataset(

@@ -4,9 +4,10 @@ The view (question, labelled options with who argued them, the speeches as the j
 verified and invalid quotes marked) is drawn with rich on stderr; the answer is read from stdin
 (a pipe works): first the option label, then a confidence in percent, from 100/k (k options) to
 100 (empty: `default_confidence`).
-A wrong entry is asked again; end of input fails the call instead of hanging. The chosen option
-gets the confidence, the others share the rest. Prompts never overlap with those of human
-agents in the same process.
+A wrong entry is asked again; end of input stops the run at once (`HumanInputClosed`, a
+`StopRun`) instead of hanging or retrying. The chosen option gets the confidence, the others
+share the rest. Prompts never overlap with those of human agents in the same process, and the
+run's progress bar is paused while one is shown.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from arena_plugins.agents.human import HumanInputClosed, Terminal, terminal_lock
 from pydantic import BaseModel, ConfigDict, Field
 
 from arena_core.interfaces import Judge
+from arena_core.live import paused
 from arena_core.types import Decision, JudgeView
 
 
@@ -54,10 +56,17 @@ class HumanJudge(Judge):
         self.term.console.print(prompt, end="")
         line = self.term.readline()
         if line is None:
-            raise HumanInputClosed("stdin closed before the judge answered")
+            raise HumanInputClosed(
+                "stdin closed before the human judge answered (a human judge needs a terminal "
+                "or piped input)"
+            )
         return line.strip()
 
     def _ask(self, view: JudgeView) -> tuple[str, float]:
+        with paused():  # no progress bar drawn over the prompt while the person types
+            return self._ask_paused(view)
+
+    def _ask_paused(self, view: JudgeView) -> tuple[str, float]:
         self.show(view)
         labels = [o.label.upper() for o in view.options]
         while True:

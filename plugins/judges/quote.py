@@ -5,6 +5,12 @@ quote to each answer by the content words they share, discounts evidence that is
 ("it was rumoured that...", "not the ..."), charges each speaker for fabricated quotes, and turns
 the scores into probabilities with a softmax. On the bundled set, between two extractive
 debaters, it sides with the gold answer about 73% of the time (discount 0: 69%).
+
+With no speeches at all (the `empty` protocol: the judge alone), there is no evidence to weigh, so
+it falls back to the stated rule `alone` (default: the longer answer, with `alone_confidence`),
+the answer artifact a judge without a passage leans on. On the bundled set the longer answer is
+the gold one in 35 of the 44 items whose answers differ in length (4 tie: undecided), a baseline
+that exposes the set's length artifact, which debate has to beat to show it helps.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import math
 import random
 import re
+from typing import Literal
 
 from arena_plugins.text import INVALID, VERIFIED, content_words
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,6 +48,12 @@ class QuoteJudgeOptions(BaseModel):
     )
     hedge_discount: float = Field(
         0.3, ge=0, le=1, description="weight of a quote with hedging or negation words"
+    )
+    alone: Literal["longer", "shorter", "undecided"] = Field(
+        "longer", description="with no speeches (the judge alone): the answer it leans to"
+    )
+    alone_confidence: float = Field(
+        0.6, ge=0.5, lt=1, description="the probability it gives that answer then"
     )
 
 
@@ -73,7 +86,26 @@ class QuoteJudge(Judge):
                     scores[i] -= self.opts.invalid_penalty * bad
         return scores
 
+    def alone(self, view: JudgeView) -> Decision:
+        """No speeches to weigh: the stated fallback (`alone`), even odds on a tie."""
+        lengths = [len(o.text.strip()) for o in view.options]
+        sign = {"longer": 1, "shorter": -1, "undecided": 0}[self.opts.alone]
+        keyed = [sign * n for n in lengths]
+        best = max(keyed)
+        if sign == 0 or keyed.count(best) > 1:
+            probs = [1.0 / len(keyed)] * len(keyed)
+        else:
+            rest = (1.0 - self.opts.alone_confidence) / max(1, len(keyed) - 1)
+            probs = [self.opts.alone_confidence if k == best else rest for k in keyed]
+        return Decision(
+            probs=probs,
+            raw=f"no speeches: the {self.opts.alone} answer (characters: {lengths})",
+            meta={"alone": self.opts.alone},
+        )
+
     async def decide(self, view: JudgeView) -> Decision:
+        if not view.transcript:
+            return self.alone(view)
         scores = self.scores(view)
         top = max(scores)
         exp = [math.exp(self.opts.sharpness * (s - top)) for s in scores]

@@ -7,11 +7,14 @@ import io
 import json
 import subprocess
 import sys
+from importlib.metadata import packages_distributions
 
 import pytest
 
 from arena_core.cli.main import main
 from tests.core.test_engine import FAULTY
+
+OURS = packages_distributions()["arena_core"][0]  # the distribution name: arena-debate
 
 
 @pytest.fixture
@@ -96,7 +99,7 @@ def test_plugins_lists_builtins_with_origin_and_options(capsys) -> None:
         ("judge", "quote"),
         ("dataset", "bundled"),
     ]:
-        assert key in entries and entries[key]["origin"] == "arena"
+        assert key in entries and entries[key]["origin"] == OURS
     opts = {o["name"]: o for o in entries[("agent", "extractive")]["options"]}
     assert opts["max_quotes"]["default"] == "2"
 

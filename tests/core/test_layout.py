@@ -174,3 +174,28 @@ def test_help_imports_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == "heavy:", out
+
+
+def test_every_lazy_import_names_something_that_exists() -> None:
+    """Imports inside functions run only when their command does: a name moved to another room
+    must not leave one behind that fails at run time (`arena report` did, after the move)."""
+    import importlib
+
+    missing = []
+    files = dict(modules())
+    files.update({str(p): p for p in (ROOT.parent / "plugins").rglob("*.py")})
+    for mod, path in files.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module):
+                continue
+            if not node.module.startswith("arena_core"):
+                continue
+            target = importlib.import_module(node.module)
+            for alias in node.names:
+                if alias.name == "*" or hasattr(target, alias.name):
+                    continue
+                try:
+                    importlib.import_module(f"{node.module}.{alias.name}")
+                except ImportError:
+                    missing.append(f"{mod}: from {node.module} import {alias.name}")
+    assert not missing, "\n".join(missing)

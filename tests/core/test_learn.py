@@ -478,3 +478,34 @@ def test_branched_selfplay_then_dpo_from_the_ledger_then_crossplay(
     rated = {r.player: r.matches for r in ledger.ratings("cross")}
     ledger.close()
     assert rated == {"tiny": 8, "tiny-dpo": 8}
+
+
+def _as_model_player(ledger_url: str, name: str, model: str) -> None:
+    """Record `name` as a model-backed (`transformers`) player, as a tiny-model run would have:
+    the base resolution reads only the player rows and the match seats, not the weights."""
+    ledger = Ledger(ledger_url, create=False)
+    with ledger.session() as s:
+        player = s.get(Player, name)
+        player.agent, player.options = "transformers", {"model": model}
+        s.add(player)
+        s.commit()
+    ledger.close()
+
+
+def test_the_one_model_backed_player_of_the_pairs_is_the_default_base(
+    fake_learner: None, quoted: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--learner", "fake-learn", "--from-ledger", "--ledger", quoted]
+    with pytest.raises(UsageError, match=r"no model-backed .* player \(players: quoter-2\)"):
+        learn_command(parse(*argv))
+    _as_model_player(quoted, "quoter-2", str(tmp_path))
+    assert learn_command(parse(*argv, "--register-as", "q-dpo")) == 0
+    assert "base player 'quoter-2', the only model-backed player" in capsys.readouterr().err
+    learned = next(p for p in rows(quoted, Player) if p.name == "q-dpo")
+    assert learned.parent == "quoter-2" and learned.options["model"] == str(tmp_path)
+    # A second model-backed player in the pairs' matches: the error lists both.
+    other = {"name": "quoter-3", "agent": "extractive", "options": {"max_quotes": 3}}
+    run_tournament(branched("br3", [other], {"plugin": "quote"}, max_words=150), quoted)
+    _as_model_player(quoted, "quoter-3", str(tmp_path))
+    with pytest.raises(UsageError, match="2 model-backed players: quoter-2, quoter-3"):
+        learn_command(parse(*argv))

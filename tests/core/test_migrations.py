@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 
 import pytest
 from alembic import command
@@ -26,6 +27,7 @@ from arena_core.ledger.migrations import (
     upgrade,
 )
 from arena_core.plugins import get_registry
+from arena_core.reports.leaderboard import export_matches
 from tests.core.test_engine import snapshot
 
 
@@ -49,12 +51,17 @@ def make_legacy(url: str, source: str) -> None:
         conn.execute(text("DROP TABLE alembic_version"))
     src = raw_engine(source)
     with src.connect() as sconn, engine.begin() as conn:
+        items = dict(sconn.execute(text("SELECT key, data FROM item")).all())
         for table in ("tournament", "player", "match", "turn", "verdict", "rating"):
             cols = {c["name"] for c in inspect(conn).get_columns(table)}
             t = SQLModel.metadata.tables[table]
             rows = [
                 {k: v for k, v in r._mapping.items() if k in cols} for r in sconn.execute(select(t))
             ]
+            if table == "match":  # then, every match row carried a copy of its item
+                for r, full in zip(rows, sconn.execute(select(t)), strict=True):
+                    data = items[full.item_key]
+                    r["item"] = json.loads(data) if isinstance(data, str) else data
             legacy = table_(table, *[column(c.name, c.type) for c in t.columns if c.name in cols])
             if rows:
                 conn.execute(legacy.insert(), rows)
@@ -109,6 +116,14 @@ def test_a_ledger_from_before_versioning_is_refused_then_upgraded(write_config, 
     assert snapshot(old) == snapshot(current)  # every match, turn, verdict and rating kept
     ledger = Ledger(old)
     assert ledger.counts("t") == {DONE: 48}
+    # The copies moved into one row per distinct item, and every match still reads its item.
+    items = {r["id"]: r["item"] for r in export_matches(Ledger(current))}
+    assert {r["id"]: r["item"] for r in export_matches(ledger)} == items
+    with raw_engine(old).connect() as conn:
+        n_items = conn.execute(text("SELECT COUNT(*) FROM item")).scalar()
+        unkeyed = conn.execute(text("SELECT COUNT(*) FROM match WHERE item_key IS NULL")).scalar()
+    assert n_items == len({json.dumps(i, sort_keys=True) for i in items.values()})
+    assert unkeyed == 0
     assert {m.claimed_at for m in ledger.matches()} == {None}
 
 

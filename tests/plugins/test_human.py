@@ -124,3 +124,69 @@ def test_piped_stdin_drives_the_registered_plugins() -> None:
     )
     assert json.loads(out.stdout) == {"speech": "My speech.", "probs": [0.4, 0.6]}
     assert "Winner (A/B)" in out.stderr  # prompts go to stderr, stdout stays clean
+
+
+class Recorder(io.StringIO):
+    """A stream (or screen) that notes each read and write in a shared event list."""
+
+    def __init__(self, events: list[str], text: str = "") -> None:
+        super().__init__(text)
+        self.events = events
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        self.events.append("read")
+        return super().readline()
+
+    def write(self, s: str) -> int:
+        self.events.append("print")
+        return super().write(s)
+
+
+class Bar:
+    """Stands for the run's progress bar: notes when it is stopped and started."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def start(self) -> None:
+        self.events.append("start")
+
+    def stop(self) -> None:
+        self.events.append("stop")
+
+
+@pytest.mark.parametrize("who", ["agent", "judge"])
+def test_the_progress_bar_is_paused_while_a_human_types(who: str) -> None:
+    from rich.console import Console
+
+    from arena_core.live import showing
+
+    events: list[str] = []
+    text = "My speech.\n\n" if who == "agent" else "B\n60\n"
+    term = Terminal(Recorder(events, text), Console(file=Recorder(events), width=200))
+    with showing(Bar(events)):
+        if who == "agent":
+            asyncio.run(HumanAgent(HumanOptions(), term).respond([request()]))
+        else:
+            asyncio.run(HumanJudge(HumanJudgeOptions(), term).decide(jview()))
+    assert events[0] == "stop" and events[-1] == "start"
+    assert events.count("stop") == events.count("start") == 1
+    assert "read" in events and "print" in events
+
+
+def test_closed_stdin_stops_the_run_at_once(write_config, ledger_url, monkeypatch, capsys) -> None:
+    from arena_core.cli.main import main
+    from arena_core.ledger import Ledger
+
+    events: list[str] = []
+    monkeypatch.setattr(sys, "stdin", Recorder(events, ""))
+    players = '[[players]]\nname = "me"\nagent = "human"\n\n'
+    players += '[[players]]\nname = "quoter"\nagent = "extractive"\n'
+    path = write_config(players=players, limit=2, retries=2, concurrency=1)
+    assert main(["run", str(path), "--ledger", ledger_url, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "run stopped: stdin closed before the human player typed a speech" in err
+    assert "run the same command to resume" in err
+    assert events.count("read") == 1  # not retried, and no later match asked again
+    counts = Ledger(ledger_url).counts("t")
+    assert counts == {"pending": 8}

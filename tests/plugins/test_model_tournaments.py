@@ -95,7 +95,7 @@ def test_api_debate_runs_against_a_loopback_server(
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed")
 def test_vllm_agent_without_vllm_names_the_extra(tmp_path: Path) -> None:
     registry = get_registry()
-    with pytest.raises(ImportError, match=r"pip install 'arena\[vllm\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'arena-debate\[vllm\]'"):
         registry.build("agent", "vllm", {"model": "some/model"})
     toml = """
 [tournament]

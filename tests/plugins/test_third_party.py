@@ -8,13 +8,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from importlib.metadata import PackageNotFoundError, distribution
+from importlib.metadata import PackageNotFoundError, distribution, packages_distributions
 from pathlib import Path
 
 import pytest
 
 from arena_core.ledger import DONE, Ledger
 from arena_core.testing import run_tournament
+
+OURS = packages_distributions()["arena_core"][0]  # the distribution name: arena-debate
 
 BIN = Path(sys.executable).parent
 INSTALL = "pip install -e examples/arena-plugin-example --no-build-isolation"
@@ -41,7 +43,7 @@ def test_arena_plugins_lists_the_example_with_its_origin() -> None:
     assert entries[("protocol", "quickfire")]["origin"] == "arena-plugin-example"
     options = {o["name"]: o for o in entries[("agent", "echo-example")]["options"]}
     assert options["prefix"]["default"] == "'Echo:'"
-    assert entries[("agent", "extractive")]["origin"] == "arena"
+    assert entries[("agent", "extractive")]["origin"] == OURS
 
 
 def test_quickfire_tournament_with_echo_players(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 # The newest revision in versions/; a test checks it against alembic's own view of the scripts.
-HEAD = "0002_claims"
+HEAD = "0003_items"
 # The schema that ledgers created before versioning have (the first revision).
 LEGACY_BASE = "0001_initial"
 
@@ -42,7 +42,7 @@ def upgrade(url: str | None = None, revision: str = "head") -> tuple[str | None,
         from arena_core.errors import UsageError
 
         raise UsageError(
-            "upgrading a ledger needs alembic: pip install 'arena[postgres]'"
+            "upgrading a ledger needs alembic: pip install 'arena-debate[postgres]'"
         ) from None
     from arena_core.ledger import raw_engine, resolve_url, schema_version
 
