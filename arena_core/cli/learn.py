@@ -6,7 +6,7 @@ arena_core.learning (and the learner plugin imports torch and trl) when they run
     arena learn --learner dpo --from-ledger [URL] [--tournament T ...] [--player P] ... \
         [--base PLAYER|DIR] [--register-as NAME] [--out DIR] [-o key=value ...]
     arena loop tournaments/iterative-dpo.toml [--ledger URL] [--iterations N]
-    arena model tiny OUT_DIR
+    arena model KIND OUT_DIR            # KIND: a builder of the entry-point group arena.models
     arena judges [--ledger URL]
 """
 
@@ -105,14 +105,18 @@ def add_loop_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `arena model`."""
-    msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
-    t = msub.add_parser("tiny", help="write a tiny random local model (offline tests and demos)")
-    t.add_argument("out_dir", metavar="OUT_DIR")
-    t.add_argument("--kind", default="tiny", help="a builder of the entry-point group arena.models")
-    t.add_argument("--vocab-size", dest="vocab_size", type=int)
-    t.add_argument("--hidden", type=int)
-    t.add_argument("--layers", type=int)
-    t.add_argument("--seed", type=int)
+    # KIND is any builder of the entry-point group: the core names none, so it is a free word
+    # checked in model_command (with the known names), not a fixed list of subcommands.
+    p.add_argument("kind", metavar="KIND", help="a builder of the entry-point group arena.models")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument(
+        "--kind", dest="kind_flag", metavar="KIND", help="the builder (overrides KIND; older form)"
+    )
+    p.add_argument("--vocab-size", dest="vocab_size", type=int)
+    p.add_argument("--hidden", type=int)
+    p.add_argument("--layers", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--gguf", metavar="PATH", help="the GGUF file a converting builder reads")
 
 
 def add_commands(sub: Any) -> None:
@@ -123,7 +127,9 @@ def add_commands(sub: Any) -> None:
     add_loop_arguments(
         sub.add_parser("loop", help="iterate self-play -> learn -> cross-play (resumable)")
     )
-    add_model_arguments(sub.add_parser("model", help="local models: `arena model tiny OUT_DIR`"))
+    add_model_arguments(
+        sub.add_parser("model", help="local models: `arena model KIND OUT_DIR` (no download)")
+    )
     j = sub.add_parser("judges", help="judges learners produced (reward, cost models) and lineage")
     j.add_argument("--ledger", metavar="URL", help=LEDGER_HELP)
     j.add_argument("--format", choices=("table", "json"), default="table")
@@ -409,12 +415,14 @@ def model_builders() -> dict[str, Any]:
 
 
 def model_command(args: argparse.Namespace) -> int:
-    """`arena model tiny OUT_DIR`: write a small local model (no download), e.g. for the loop."""
+    """`arena model KIND OUT_DIR`: write a local model (no download), e.g. for the loop."""
+    import inspect
+
     from arena_core.errors import UsageError, suggest
     from arena_core.learning.learn import MODEL_GROUP
 
     builders = model_builders()
-    kind = args.kind
+    kind = getattr(args, "kind_flag", None) or args.kind
     if kind not in builders:
         raise UsageError(
             f"no model builder '{kind}'{suggest(kind, builders)} (known: "
@@ -424,10 +432,16 @@ def model_command(args: argparse.Namespace) -> int:
     build = builders[kind]
     build = build.load() if hasattr(build, "load") else build
     kwargs: dict[str, Any] = {}
-    for key in ("vocab_size", "hidden", "layers", "seed"):
+    for key in ("vocab_size", "hidden", "layers", "seed", "gguf"):
         value = getattr(args, key, None)
         if value is not None:
             kwargs[key] = value
+    params = inspect.signature(build).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        for key in kwargs:
+            if key not in params:
+                flag = "--" + key.replace("_", "-")
+                raise UsageError(f"the model builder '{kind}' takes no {flag}")
     out = build(args.out_dir, **kwargs)
     print(f"wrote a {kind} model to {out}")
     return 0

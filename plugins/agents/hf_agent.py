@@ -41,6 +41,11 @@ class HFOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(description="local directory (or hub name) of a causal LM")
+    gguf_file: str | None = Field(
+        None,
+        description="a GGUF file name inside `model` (read with the gguf package, dequantised); "
+        "`arena model smollm2` converts one to a plain checkpoint once instead",
+    )
     adapter: str | None = Field(
         None, description="a peft LoRA adapter directory on top of `model` (a learner's output)"
     )
@@ -239,6 +244,7 @@ class ModelKey:
     device: str
     dtype: str
     trust_remote_code: bool
+    gguf_file: str | None = None
 
 
 class LoadedModel:
@@ -253,11 +259,23 @@ class LoadedModel:
         self.key = key
         self.device = key.device
         dtype = pick_dtype(key.dtype, key.device)
+        gguf: dict[str, Any] = {}
+        if key.gguf_file:
+            import importlib.util
+
+            if importlib.util.find_spec("gguf") is None:
+                raise ImportError(
+                    f"gguf_file = {key.gguf_file!r} needs the gguf package: "
+                    "pip install 'arena[hf,smol]'"
+                )
+            gguf = {"gguf_file": key.gguf_file}
         self.tokenizer = AutoTokenizer.from_pretrained(
-            key.tokenizer or key.model, trust_remote_code=key.trust_remote_code
+            key.tokenizer or key.model,
+            trust_remote_code=key.trust_remote_code,
+            **({} if key.tokenizer else gguf),
         )
         model = AutoModelForCausalLM.from_pretrained(
-            key.model, dtype=dtype, trust_remote_code=key.trust_remote_code
+            key.model, dtype=dtype, trust_remote_code=key.trust_remote_code, **gguf
         )
         if key.adapter:
             try:
@@ -463,6 +481,7 @@ def acquire(opts: HFOptions) -> LoadedModel:
         device=device,
         dtype=opts.dtype,
         trust_remote_code=opts.trust_remote_code,
+        gguf_file=opts.gguf_file,
     )
     return _LOADED.acquire(key, LoadedModel)
 

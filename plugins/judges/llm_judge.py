@@ -105,7 +105,9 @@ class LLMJudgeOptions(BaseModel):
         "transformers", description="the backend: any registered agent (transformers, openai ...)"
     )
     options: dict[str, Any] = Field(
-        default_factory=dict, description="the backend's options (its own model validates them)"
+        default_factory=dict,
+        description="the backend's options (its own model validates them), e.g. "
+        '{ model = "dir" } or { model = "dir", gguf_file = "model.Q4_1.gguf" }',
     )
     both_orders: bool = Field(
         False, description="also judge with the options reversed and average (position bias)"
