@@ -296,6 +296,8 @@ class RunLog:
         for key in ("before", "after", "train_loss", "kind"):
             if key in summary:
                 self.metrics[key] = summary[key]
+        if isinstance(summary.get("metrics"), dict):  # a learner's own run-level figures
+            self.metrics.update(summary["metrics"])
         if isinstance(summary.get("steps"), int):
             self.metrics["steps_trained"] = summary["steps"]
         with self.ledger.session() as s:
@@ -389,10 +391,15 @@ def learn(
         if on_step is not None:
             on_step(logs)
 
+    # A learner that records into the ledger as it trains (D2PO's gold calls are matches)
+    # says so with `wants_ledger`; the others never see it.
+    extra: dict[str, Any] = {}
+    if getattr(model, "wants_ledger", False):
+        extra = {"ledger": ledger if main else None, "run_id": run.id if run else None}
     started = time.perf_counter()
     try:
         checkpoint = Path(
-            model.fit(data.rows, base.model, out, adapter=base.adapter, on_log=on_log)
+            model.fit(data.rows, base.model, out, adapter=base.adapter, on_log=on_log, **extra)
         )
     except BaseException as exc:
         if run is not None:
