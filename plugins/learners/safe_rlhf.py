@@ -158,7 +158,7 @@ def rloo_loss(logps: Any, returns: Any, k: int) -> Any:
 def dual_update(lam: float, cost: float, threshold: float, lr: float, lam_max: float) -> float:
     """ln lambda += lr * lambda * (J_C - d): lambda grows while the cost is over the limit."""
     log_lam = math.log(lam) + lr * lam * (cost - threshold)
-    return min(math.exp(min(log_lam, math.log(lam_max))), lam_max)
+    return lam_max if log_lam >= math.log(lam_max) else math.exp(log_lam)
 
 
 # --- the learner --------------------------------------------------------------------------------
