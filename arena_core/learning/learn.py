@@ -20,7 +20,10 @@ with `prompt` (chat messages, a list of {role, content}), `chosen` and `rejected
 `target` (soft probability that chosen wins, or None), `gap` (value gap, or None),
 `score_chosen`, `score_rejected`, `match_id`. A learner reports what it trained in a `summary`
 attribute (or an `arena-learn.json` file in the checkpoint) whose `player` entry holds the
-`transformers` options (`model`, `adapter`) that load the checkpoint.
+`transformers` options (`model`, `adapter`) that load the checkpoint, and whose `metrics` entry
+(a dict) is merged into the run's metrics. A learner that writes to the ledger while it trains
+(D2PO's gold calls are matches) sets `wants_ledger = True` and also gets `ledger=` (None on
+ranks other than 0) and `run_id=`.
 
 Nothing heavy is imported here: the learner plugin imports torch and trl when it trains.
 """

@@ -37,6 +37,7 @@ from typing import Any, Literal
 from arena_plugins.learners.online import (
     Policy,
     PolicyOptions,
+    PromptStream,
     finish,
     partial_dir,
     pick_device,
@@ -379,18 +380,10 @@ class D2POLearner(Learner):
             window, used_in_window, rollouts = 0, 0, 0
             windows: list[dict[str, Any]] = []
             agree_hits = agree_n = 0
-            order = list(range(len(prompts)))
-            rng.shuffle(order)
-            cursor = 0
+            stream = PromptStream(prompts, rng)
             for step in range(1, opts.steps + 1):
                 t0 = time.perf_counter()
-                batch = []
-                for _ in range(opts.prompts_per_step):
-                    if cursor == len(order):
-                        rng.shuffle(order)
-                        cursor = 0
-                    batch.append(prompts[order[cursor]])
-                    cursor += 1
+                batch = stream.take(opts.prompts_per_step)
                 samples = policy.sample(batch, 2)
                 t_sample = time.perf_counter() - t0
                 questions = [question_of(p) for p in batch]

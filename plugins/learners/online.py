@@ -17,6 +17,7 @@ import asyncio
 import copy
 import json
 import os
+import random
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,6 +78,27 @@ def unique_prompts(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, str]]]
             prompt = [{"role": "user", "content": prompt}]
         seen.setdefault(json.dumps(prompt, sort_keys=True), list(prompt))
     return list(seen.values())
+
+
+class PromptStream:
+    """The rollout prompts in shuffled passes: each pass visits every prompt once."""
+
+    def __init__(self, prompts: Sequence[list[dict[str, str]]], rng: random.Random) -> None:
+        self.prompts = list(prompts)
+        self.rng = rng
+        self.order = list(range(len(self.prompts)))
+        rng.shuffle(self.order)
+        self.cursor = 0
+
+    def take(self, n: int) -> list[list[dict[str, str]]]:
+        batch = []
+        for _ in range(n):
+            if self.cursor == len(self.order):
+                self.rng.shuffle(self.order)
+                self.cursor = 0
+            batch.append(self.prompts[self.order[self.cursor]])
+            self.cursor += 1
+        return batch
 
 
 @dataclass

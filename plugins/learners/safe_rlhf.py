@@ -40,6 +40,7 @@ from typing import Any
 from arena_plugins.learners.online import (
     Policy,
     PolicyOptions,
+    PromptStream,
     build_judge,
     close_judge,
     finish,
@@ -206,18 +207,10 @@ class SafeRLHFLearner(Learner):
             optimizer = torch.optim.AdamW(
                 trainable, lr=opts.learning_rate, weight_decay=opts.weight_decay
             )
-            order = list(range(len(prompts)))
-            rng.shuffle(order)
-            cursor = 0
+            stream = PromptStream(prompts, rng)
             for step in range(1, opts.steps + 1):
                 t0 = time.perf_counter()
-                batch = []
-                for _ in range(opts.prompts_per_step):
-                    if cursor == len(order):
-                        rng.shuffle(order)
-                        cursor = 0
-                    batch.append(prompts[order[cursor]])
-                    cursor += 1
+                batch = stream.take(opts.prompts_per_step)
                 samples = policy.sample(batch, opts.k)
                 questions = [question_of(p) for p in batch]
                 groups = [samples.texts[i * opts.k : (i + 1) * opts.k] for i in range(len(batch))]
