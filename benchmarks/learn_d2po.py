@@ -78,6 +78,8 @@ def main() -> None:
     p.add_argument("--beta", type=float, default=0.05)
     p.add_argument("--disc-epochs", type=int, default=4)
     p.add_argument("--replay", type=int, default=5, help="replayed batches of older gold pairs")
+    p.add_argument("--disc-train", choices=["full", "head"], default="full")
+    p.add_argument("--disc-lr", type=float, default=1e-4)
     p.add_argument("--words", type=int, default=10, help="tiny model: list size")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -107,6 +109,7 @@ def main() -> None:
         before_texts = sample_texts(model, None, EVAL_TOPICS, args.eval_k, args.tokens, 7)
         eval_seconds = time.perf_counter() - t0
         before = per_prompt(before_texts, gold)
+        log(f"evaluated the base policy in {eval_seconds:.1f} s")
         rows = [
             {"prompt": pr, "chosen": "", "rejected": "", "match_id": None}
             for pr in prompts(TRAIN_TOPICS)
@@ -130,6 +133,8 @@ def main() -> None:
                     disc_init_epochs=0,
                     disc_epochs=args.disc_epochs,
                     replay_batches=args.replay,
+                    disc_train=args.disc_train,
+                    disc_learning_rate=args.disc_lr,
                     seed=args.seed,
                 )
             )
@@ -137,6 +142,7 @@ def main() -> None:
             def timing(r: dict) -> None:
                 if "seconds" in r:
                     step_seconds.append(r["seconds"])
+                    log(f"step {r['step']}: {r['seconds']:.1f} s, gold used {r['gold_used']}")
 
             learner.fit(rows, model, out, on_log=timing)
             gold_used = learner.summary["gold"]["calls"]
@@ -172,6 +178,7 @@ def main() -> None:
                     now = time.perf_counter()
                     step_seconds.append(now - last[0])
                     last[0] = now
+                    log(f"step {r.get('step')}: {step_seconds[-1]:.1f} s")
 
             learner_dpo.fit(data, model, out, on_log=tick)
             extra = {"decisive_pairs": len(data)}

@@ -98,7 +98,15 @@ def main() -> None:
             )
         )
         t0 = time.perf_counter()
-        learner.fit(rows, model, root / "out", on_log=steps.append)
+
+        def progress(r: dict) -> None:
+            steps.append(r)
+            log(
+                f"step {r['step']}: {r['seconds']:.1f} s, cost {r['cost']:.3f}, "
+                f"lambda {r['lambda']:.3f}"
+            )
+
+        learner.fit(rows, model, root / "out", on_log=progress)
         train_seconds = time.perf_counter() - t0
         after_texts = sample_texts(
             model, str(root / "out"), EVAL_TOPICS, args.eval_k, args.tokens, 7

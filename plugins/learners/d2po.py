@@ -88,6 +88,11 @@ class D2POOptions(PolicyOptions):
         5, ge=0, description="older gold pairs replayed per update, in batches (redo_batches)"
     )
     disc_max_length: int = Field(512, ge=8, description="discriminator input tokens")
+    disc_train: Literal["full", "head"] = Field(
+        "full",
+        description="full: every weight of the discriminator; head: only its score layer (a "
+        "linear probe on frozen features: cheap on CPU, weaker)",
+    )
     freeze_discriminator: bool = Field(
         False, description="ablation: relabel pairs but never retrain the discriminator"
     )
@@ -123,7 +128,20 @@ class Discriminator:
             model.config.pad_token_id = self.tokenizer.pad_token_id
         self.model = model.to(self.device)
         self.chat = bool(getattr(self.tokenizer, "chat_template", None))
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=opts.disc_learning_rate)
+        if opts.disc_train == "head":
+            # The score layer: the Linear layers that map to the single output.
+            heads = [
+                m
+                for m in self.model.modules()
+                if isinstance(m, torch.nn.Linear) and m.out_features == 1
+            ]
+            if not heads:
+                raise ValueError(f"disc_train=head: no one-output linear layer in {path}")
+            self.model.requires_grad_(False)
+            for m in heads:
+                m.requires_grad_(True)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, lr=opts.disc_learning_rate)
 
     def encode(self, questions: Sequence[str], texts: Sequence[str]) -> dict[str, Any]:
         """The batch as `reward_model.LoadedClassifier` builds it (format auto): the chat

@@ -271,3 +271,12 @@ def test_relabelled_pairs_take_the_gold_label_in_the_policy_step(
     own = Ledger(f"sqlite:///{tmp_path / 'out' / 'disc' / 'gold-ledger.db'}", create=False)
     assert len(list(own.matches())) == 4
     own.close()
+
+
+def test_head_only_discriminator_trains_its_score_layer_alone(tiny_llama_dir: Path) -> None:
+    disc = Discriminator(str(tiny_llama_dir), D2POOptions(**FAST, disc_train="head"))  # type: ignore[arg-type]
+    before = {n: p.detach().clone() for n, p in disc.model.named_parameters()}
+    loss = disc.train([("q", "a good answer", "bad"), ("q", "fine words", "no")], 2, 0)
+    assert loss is not None
+    changed = {n for n, p in disc.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {"score.weight"}
