@@ -37,7 +37,10 @@ with `prompt` (chat messages, a list of {role, content}), `chosen` and `rejected
 joins samples with gold answers) and `meta` (a dict: the dataset pair's metadata, such as
 PKU-SafeRLHF's safety flags, or the ledger pair's). A learner reports what it trained in a `summary`
 attribute (or an `arena-learn.json` file in the checkpoint) whose `player` entry holds the
-`transformers` options (`model`, `adapter`) that load the checkpoint.
+`transformers` options (`model`, `adapter`) that load the checkpoint, and whose `metrics` entry
+(a dict) is merged into the run's metrics. A learner that writes to the ledger while it trains
+(D2PO's gold calls are matches) sets `wants_ledger = True` and also gets `ledger=` (None on
+ranks other than 0) and `run_id=`.
 
 Nothing heavy is imported here: the learner plugin imports torch and trl when it trains.
 """
@@ -358,7 +361,7 @@ class RunLog:
         for key in ("before", "after", "train_loss", "kind"):
             if key in summary:
                 self.metrics[key] = summary[key]
-        if isinstance(summary.get("metrics"), dict):
+        if isinstance(summary.get("metrics"), dict):  # a learner's own run-level figures
             self.metrics.update(summary["metrics"])
         if isinstance(summary.get("steps"), int):
             self.metrics["steps_trained"] = summary["steps"]
@@ -515,6 +518,11 @@ def learn(
         if on_step is not None:
             on_step(logs)
 
+    # A learner that records into the ledger as it trains (D2PO's gold calls are matches)
+    # says so with `wants_ledger`; the others never see it.
+    extra: dict[str, Any] = {}
+    if getattr(model, "wants_ledger", False):
+        extra = {"ledger": ledger if main else None, "run_id": run.id if run else None}
     started = time.perf_counter()
     try:
         checkpoint = Path(

@@ -2,7 +2,8 @@
 
 A gold judge scores each option with a plain function, so a learner's progress can be measured
 against a truth no model is guessing at: response length (longer, or closest to a target),
-bag-of-words (how many target words the text holds), exact-match or numeric answers for math
+bag-of-words (how many target words the text holds: every occurrence, or with `distinct` each
+listed word once, as D2PO's gold function counts), exact-match or numeric answers for math
 (the reference from an item_id -> answer file, or computed from the arithmetic in the question),
 or any user function given as `module:function`.
 
@@ -168,6 +169,11 @@ class GoldOptions(BaseModel):
     )
     words: list[str] = Field(default_factory=list, description="bag-of-words: the target words")
     case_sensitive: bool = Field(False, description="bag-of-words: match case")
+    distinct: bool = Field(
+        False,
+        description="bag-of-words: count each listed word once however often it occurs "
+        "(D2PO's bag-of-words gold), instead of every occurrence",
+    )
     answers: str | None = Field(
         None, description="exact/numeric: JSON object or JSONL (item_id, answer) of references"
     )
@@ -239,6 +245,8 @@ class GoldJudge(Judge):
             n = len(text.split()) if o.unit == "words" else len(text)
             return float(n if o.target_length is None else -abs(n - o.target_length))
         if o.task == "bag-of-words":
+            if o.distinct:
+                return float(sum(1 for p in self.bag if p.search(text)))
             return float(sum(len(p.findall(text)) for p in self.bag))
         if o.task == "function":
             assert self.fn is not None

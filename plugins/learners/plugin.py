@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from arena_plugins.learners.apo import ApoOptions
+from arena_plugins.learners.d2po import D2POOptions
 from arena_plugins.learners.dpo import DPOOptions
 from arena_plugins.learners.reward import RewardOptions
+from arena_plugins.learners.safe_rlhf import SafeRLHFOptions
 
 from arena_core.hookspecs import hookimpl
 from arena_core.registry import Registry
@@ -41,9 +43,26 @@ def apo(options: ApoOptions) -> Any:
     return ApoLearner(options)
 
 
+def d2po(options: D2POOptions) -> Any:
+    """Online DPO on its own pairs, labelled by a discriminator kept honest by a gold budget;
+    produces a player and its discriminator as a judge."""
+    from arena_plugins.learners.d2po import D2POLearner
+
+    return D2POLearner(options)
+
+
+def safe_rlhf(options: SafeRLHFOptions) -> Any:
+    """RLOO on R - lambda * C (HC-RLHF: C's upper confidence bound), lambda by dual ascent."""
+    from arena_plugins.learners.safe_rlhf import SafeRLHFLearner
+
+    return SafeRLHFLearner(options)
+
+
 @hookimpl
 def arena_register(registry: Registry) -> None:
     registry.add("learner", "dpo", dpo, DPOOptions)
     registry.add("learner", "reward-model", reward_model, RewardOptions)
     registry.add("learner", "cost-model", cost_model, RewardOptions)
     registry.add("learner", "apo", apo, ApoOptions)
+    registry.add("learner", "d2po", d2po, D2POOptions)
+    registry.add("learner", "safe-rlhf", safe_rlhf, SafeRLHFOptions)
