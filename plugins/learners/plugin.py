@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from arena_plugins.learners.dpo import DPOOptions
+from arena_plugins.learners.sppo import SPPOOptions
 
 from arena_core.hookspecs import hookimpl
 from arena_core.registry import Registry
@@ -17,6 +18,14 @@ def dpo(options: DPOOptions) -> Any:
     return DPOLearner(options)
 
 
+def sppo(options: SPPOOptions) -> Any:
+    """SPPO: best and worst of K self-play answers regressed onto their win probabilities."""
+    from arena_plugins.learners.sppo import SPPOLearner
+
+    return SPPOLearner(options)
+
+
 @hookimpl
 def arena_register(registry: Registry) -> None:
     registry.add("learner", "dpo", dpo, DPOOptions)
+    registry.add("learner", "sppo", sppo, SPPOOptions)
