@@ -426,7 +426,14 @@ class Tournament:
     config or dataset leaves the ledger untouched.
     """
 
-    def __init__(self, config: TournamentConfig, registry: Registry, source: str = "") -> None:
+    def __init__(
+        self,
+        config: TournamentConfig,
+        registry: Registry,
+        source: str = "",
+        items: list[Item] | None = None,
+    ) -> None:
+        """`items`: play these instead of the dataset's (a loop's evolved item set)."""
         self.config = config
         self.registry = registry
         self.source = source
@@ -437,7 +444,7 @@ class Tournament:
         dataset = self._build(
             "dataset", raw.dataset.plugin, config.dataset_options, "dataset", None
         )
-        self.items = sample_items(
+        self.items = items or sample_items(
             dataset,
             split=raw.dataset.split,
             limit=raw.dataset.limit,

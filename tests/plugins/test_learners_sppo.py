@@ -135,7 +135,7 @@ def test_one_prompt_converges_to_the_win_probability_targets(
     assert s["after"]["rewards/chosen"] == pytest.approx(0.3, abs=0.03)
     assert s["after"]["rewards/rejected"] == pytest.approx(-0.2, abs=0.03)
     assert s["after"]["loss"] < 0.1
-    assert [r["loss"] for r in logs if "loss" in r][0] == pytest.approx(6.5, abs=1e-3)
+    assert next(r["loss"] for r in logs if "loss" in r) == pytest.approx(6.5, abs=1e-3)
 
 
 def test_iterating_measures_against_the_previous_iterate(
