@@ -198,7 +198,7 @@ def load_loop(path: str | Path, registry: Registry) -> LoopConfig:
         resolve(_raw(cfg, stage, 1, [_player(cfg.player)]), registry, file)
     if cfg.evolve is not None:
         creator = cfg.evolve.creator
-        registry.get("agent", creator.agent, key="[evolve.creator] agent")
+        registry.get("agent", creator.agent, file=file, table="evolve.creator", key="agent")
         registry.validate(
             "agent", creator.agent, creator.options, file=file, table="evolve.creator.options"
         )
