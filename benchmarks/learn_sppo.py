@@ -5,15 +5,17 @@ Stages (each its own process, so each heavy step fits the shared machine's ~8 mi
 them in order with the same `--out`; `all` runs every one):
 
 - selfplay: SmolLM2 answers each of `--prompts` training prompts K = `--k` times (temperature 1,
-  `--tokens` new tokens); judge J1 compares every pair in both orders (`llm` judge on SmolLM2,
-  teacher-forced label probabilities, its generic prompt). P(y > pi) per answer comes from
-  J1's verdicts (plugins/protocols/self_play.py).
+  `--tokens` new tokens); judge J1 compares every pair once (`llm` judge on SmolLM2,
+  teacher-forced label probabilities, its generic prompt; one order per pair to fit the CPU
+  budget, so J1's position bias is noise in the labels, not cancelled). P(y > pi) per answer
+  comes from J1's verdicts (plugins/protocols/self_play.py).
 - learn: `sppo` (LoRA r 8, beta 0.1, `--lr`, 1 epoch) from the ledger, registered as
   smol-sppo; `dpo` (sigmoid, same hyperparameters) on the *same* rows (each prompt's best and
   worst answer), registered as smol-dpo: the two differ only in the loss.
-- crossplay: the parent, smol-sppo and smol-dpo answer `--prompts` held-out prompts (greedy);
-  every ordered pair of players duels on every prompt (both seat orders); judge J2 decides: the
-  same SmolLM2 with a different prompt, both option orders averaged. J2 labelled none of the
+- crossplay-sppo, crossplay-dpo: smol-sppo (smol-dpo) and the parent answer `--prompts`
+  held-out prompts (greedy) in duels, both seat orders per prompt (so the judge's position bias
+  cancels over the pair of matches); judge J2 decides: the same SmolLM2 with a different
+  prompt. The parent's answers are the same in both tournaments. J2 labelled none of the
   training data, but it is the same model as J1 (no other real model is available offline):
   read its figures as "agreement with a differently prompted judge", not as human preference.
 - overhead: `arena learn --learner sppo` (evaluate=false, `--overhead-steps` steps) against a
@@ -23,7 +25,10 @@ them in order with the same `--out`; `all` runs every one):
   over prompts (the two seat orders of a prompt are not independent), wall times, the ratio.
 
     flock /tmp/arena-heavy.lock python benchmarks/learn_sppo.py --stage selfplay --out DIR
-    ... --stage learn / crossplay / overhead / report   (or --stage all)
+    ... --stage learn / crossplay-sppo / crossplay-dpo / overhead / report   (or --stage all)
+
+A stage killed by a time limit resumes where it stopped when run again (tournaments play only the
+matches not done; a learner that registered its player is skipped).
 """
 
 from __future__ import annotations
@@ -203,8 +208,8 @@ def stage_selfplay(a: argparse.Namespace, out: Path, url: str) -> None:
             "concurrency": 32,
             "timeout": 1800,
         },
-        "protocol": {"samples": a.k, "both_orders": True, "max_words": 40, "temperature": 1.0},
-        "judge": judge(J1_PROMPT, both_orders=False),  # self-play already judges both orders
+        "protocol": {"samples": a.k, "both_orders": False, "max_words": 40, "temperature": 1.0},
+        "judge": judge(J1_PROMPT, both_orders=False),
         "players": [
             {
                 "name": "smol",
@@ -278,34 +283,43 @@ def stage_learn(a: argparse.Namespace, out: Path, url: str) -> None:
     save(out, rows=len(same), learning_rate=a.lr, **walls)
 
 
-def stage_crossplay(a: argparse.Namespace, out: Path, url: str) -> None:
+def crossplay(a: argparse.Namespace, out: Path, url: str, learned: str) -> None:
     from arena_core.ledger import Ledger
 
     _, held_out = prompts(a.prompts)
     ledger = Ledger(url)
     players = []
-    for name in ("smol", "smol-sppo", "smol-dpo"):
+    for name in ("smol", learned):
         row = ledger.player(name)
         assert row is not None, f"run --stage learn first ({name} is missing)"
         opts = {k: v for k, v in row.options.items() if v is not None}
         players.append({"name": name, "agent": "transformers", "options": opts})
     ledger.close()
+    tournament = f"{learned}-crossplay"
     config = {
         "tournament": {
-            "name": "sppo-crossplay",
+            "name": tournament,
             "protocol": "duel",
             "seed": 11,
-            "concurrency": 48,
+            "concurrency": 64,
             "timeout": 1800,
         },
         "protocol": {"max_words": 40, "temperature": 0.0},
-        "judge": judge(J2_PROMPT, both_orders=True),
+        "judge": judge(J2_PROMPT, both_orders=False),  # the seat orders swap instead
         "players": players,
         "schedule": {"kind": "round-robin"},
     }
     wall = play(config, url, held_out)
-    log(f"crossplay: {wall:.1f}s")
-    save(out, crossplay_s=round(wall, 1))
+    log(f"{tournament}: {wall:.1f}s")
+    save(out, **{f"crossplay_{learned}_s": round(wall, 1)})
+
+
+def stage_crossplay_sppo(a: argparse.Namespace, out: Path, url: str) -> None:
+    crossplay(a, out, url, "smol-sppo")
+
+
+def stage_crossplay_dpo(a: argparse.Namespace, out: Path, url: str) -> None:
+    crossplay(a, out, url, "smol-dpo")
 
 
 ARENA = textwrap.dedent(
@@ -440,7 +454,7 @@ def win_rates(url: str, player: str, opponent: str, boot: int = 2000) -> dict[st
 
     ledger = Ledger(url)
     per_prompt: dict[str, list[float]] = {}
-    for m in ledger.matches(tournament="sppo-crossplay", status="done"):
+    for m in ledger.matches(tournament=f"{player}-crossplay", status="done"):
         if set(m.seats.values()) != {player, opponent}:
             continue
         v = ledger.verdict(m.id)
@@ -469,13 +483,10 @@ def stage_report(a: argparse.Namespace, out: Path, url: str) -> None:
         "eval_prompts": r.get("prompts"),
         "rows": r.get("rows"),
         "judge_train": "llm(SmolLM2, generic prompt)",
-        "judge_eval": "llm(SmolLM2, helpfulness prompt, both orders) - same model as J1",
+        "judge_eval": "llm(SmolLM2, helpfulness prompt) - labelled no training data, same model",
         "sppo_vs_parent": win_rates(url, "smol-sppo", "smol"),
         "dpo_vs_parent": win_rates(url, "smol-dpo", "smol"),
-        "sppo_vs_dpo": win_rates(url, "smol-sppo", "smol-dpo"),
-        "wall_s": {
-            k: r[k] for k in ("selfplay_s", "learn_sppo_s", "learn_dpo_s", "crossplay_s") if k in r
-        },
+        "wall_s": {k: v for k, v in r.items() if k.endswith("_s")},
         "steps": {"sppo": r.get("sppo_steps"), "dpo": r.get("dpo_steps")},
         "learning_rate": r.get("learning_rate"),
         "hyperparameters": {k: v for k, v in HP.items() if k != "torch_threads"},
@@ -493,7 +504,8 @@ def stage_report(a: argparse.Namespace, out: Path, url: str) -> None:
 STAGES = {
     "selfplay": stage_selfplay,
     "learn": stage_learn,
-    "crossplay": stage_crossplay,
+    "crossplay-sppo": stage_crossplay_sppo,
+    "crossplay-dpo": stage_crossplay_dpo,
     "overhead": stage_overhead,
     "report": stage_report,
 }
