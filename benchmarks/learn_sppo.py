@@ -138,7 +138,7 @@ HP = {
     "epochs": 1,
     "batch_size": 4,
     "max_length": 256,
-    "optimizer": "adamw_torch",
+    "optimizer": "adamw_torch_fused",  # what the plain TRL script gets by default
     "warmup": 0.0,
     "torch_threads": 2,
     "evaluate": False,

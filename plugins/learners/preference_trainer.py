@@ -57,7 +57,9 @@ class TrainOptions(BaseModel):
         False, description="compute reference log-probs once before training (no second model)"
     )
     learning_rate: float = Field(5e-5, gt=0)
-    optimizer: str = Field("adamw_torch", description="transformers optimizer name (rmsprop ...)")
+    optimizer: str = Field(
+        "adamw_torch_fused", description="transformers optimizer name (trl's default; rmsprop ...)"
+    )
     epochs: float = Field(1.0, gt=0)
     max_steps: int = Field(-1, description="stop after this many steps (-1: epochs decide)")
     batch_size: int = Field(4, ge=1, description="pairs per device per step")
