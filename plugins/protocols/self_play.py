@@ -22,7 +22,6 @@ way during play (kept in each turn's meta) and when pairs are read back from the
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -36,6 +35,7 @@ from arena_plugins.protocols.answering import (
     record_samples,
     single_variant,
 )
+from arena_plugins.protocols.branched import sigmoid
 from pydantic import Field
 
 from arena_core.interfaces import Protocol
@@ -75,10 +75,6 @@ def _comparison(meta: dict[str, Any] | None) -> float | None:
     return None
 
 
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
-
-
 def preference(
     turns: Sequence[int], verdicts: Iterable[tuple[int, dict[str, float], dict[str, Any]]]
 ) -> Preference:
@@ -109,7 +105,7 @@ def preference(
     if logits:
         strength = [sum(pair[i][j] for j in range(k) if j != i) / k for i in range(k)]
         matrix = [
-            [0.5 if i == j else _sigmoid(strength[i] - strength[j]) for j in range(k)]
+            [0.5 if i == j else sigmoid(strength[i] - strength[j]) for j in range(k)]
             for i in range(k)
         ]
     else:
