@@ -251,15 +251,34 @@ def best_worst(url: str) -> tuple[Any, list[dict]]:
     return data, same
 
 
+def trainable(out: Path) -> Path:
+    """The checkpoint with its config's GGUF `quantization_config` dropped (the weights are
+    already dequantized to fp32, but transformers' Trainer refuses a model that declares GGUF
+    quantization); the other files are linked, not copied."""
+    clean = out / "smollm2-trainable"
+    if not (clean / "config.json").exists():
+        clean.mkdir(parents=True, exist_ok=True)
+        for f in Path(MODEL).iterdir():
+            if f.name != "config.json" and not (clean / f.name).exists():
+                (clean / f.name).symlink_to(f.resolve())
+        config = json.loads((Path(MODEL) / "config.json").read_text())
+        config.pop("quantization_config", None)
+        (clean / "config.json").write_text(json.dumps(config, indent=2))
+    return clean
+
+
 def stage_learn(a: argparse.Namespace, out: Path, url: str) -> None:
-    from arena_core.learning.learn import PairData, learn, resolve_base
+    from arena_core.learning.learn import Base, PairData, learn
     from arena_core.ledger import Ledger
     from arena_core.plugins import get_registry
 
     registry = get_registry()
     data, same = best_worst(url)
     ledger = Ledger(url)
-    base = resolve_base(ledger, "smol")
+    parent = ledger.player("smol")
+    assert parent is not None, "run --stage selfplay first"
+    model = str(trainable(out))
+    base = Base(model=model, parent="smol", options={**parent.options, "model": model})
     walls = {}
     for learner, name, rows in (("sppo", "smol-sppo", data), ("dpo", "smol-dpo", None)):
         if ledger.player(name) is not None:
@@ -403,7 +422,7 @@ def stage_overhead(a: argparse.Namespace, out: Path, url: str) -> None:
                     "-c",
                     TRL,
                     str(rows_file),
-                    MODEL,
+                    str(trainable(out)),
                     str(out / f"trl-{i}"),
                     json.dumps(hp),
                 ]
@@ -423,7 +442,7 @@ def stage_overhead(a: argparse.Namespace, out: Path, url: str) -> None:
                     "--tournament",
                     "sppo-selfplay",
                     "--base",
-                    "smol",
+                    str(trainable(out)),
                     "--register-as",
                     f"smol-overhead-{i}-{int(time.time())}",
                     "--out",
