@@ -267,7 +267,9 @@ def trainable(out: Path) -> Path:
     return clean
 
 
-def stage_learn(a: argparse.Namespace, out: Path, url: str) -> None:
+def stage_learn(
+    a: argparse.Namespace, out: Path, url: str, which: tuple[str, ...] = ("sppo", "dpo")
+) -> None:
     from arena_core.learning.learn import Base, PairData, learn
     from arena_core.ledger import Ledger
     from arena_core.plugins import get_registry
@@ -281,7 +283,7 @@ def stage_learn(a: argparse.Namespace, out: Path, url: str) -> None:
     base = Base(model=model, parent="smol", options={**parent.options, "model": model})
     walls = {}
     for learner, name, rows in (("sppo", "smol-sppo", data), ("dpo", "smol-dpo", None)):
-        if ledger.player(name) is not None:
+        if learner not in which or ledger.player(name) is not None:
             continue
         pairs = rows or PairData(same, {"source": "sppo best/worst rows of sppo-selfplay"})
         t0 = time.perf_counter()
@@ -523,6 +525,8 @@ def stage_report(a: argparse.Namespace, out: Path, url: str) -> None:
 STAGES = {
     "selfplay": stage_selfplay,
     "learn": stage_learn,
+    "learn-sppo": lambda a, out, url: stage_learn(a, out, url, ("sppo",)),
+    "learn-dpo": lambda a, out, url: stage_learn(a, out, url, ("dpo",)),
     "crossplay-sppo": stage_crossplay_sppo,
     "crossplay-dpo": stage_crossplay_dpo,
     "overhead": stage_overhead,
@@ -544,7 +548,8 @@ def main() -> None:
     out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{out / 'ledger.db'}"
-    for name in STAGES if a.stage == "all" else [a.stage]:
+    stages = [n for n in STAGES if n not in ("learn-sppo", "learn-dpo")]
+    for name in stages if a.stage == "all" else [a.stage]:
         t0 = time.perf_counter()
         STAGES[name](a, out, url)
         log(f"stage {name}: {time.perf_counter() - t0:.1f}s")
