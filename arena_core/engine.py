@@ -512,9 +512,16 @@ class Tournament:
     """
 
     def __init__(
-        self, config: TournamentConfig, registry: Registry, source: str = "", *, build: bool = True
+        self,
+        config: TournamentConfig,
+        registry: Registry,
+        source: str = "",
+        items: list[Item] | None = None,
+        *,
+        build: bool = True,
     ) -> None:
-        """`build=False` lists the matches without building agents and judge (a dry run's plan,
+        """`items`: play these instead of the dataset's (a loop's evolved item set).
+        `build=False` lists the matches without building agents and judge (a dry run's plan,
         which must not load a model or open an API client)."""
         self.config = config
         self.registry = registry
@@ -526,7 +533,7 @@ class Tournament:
         dataset = self._build(
             "dataset", raw.dataset.plugin, config.dataset_options, "dataset", None
         )
-        self.items = sample_items(
+        self.items = items or sample_items(
             dataset,
             split=raw.dataset.split,
             limit=raw.dataset.limit,

@@ -13,6 +13,19 @@ For iteration k = 1..N, with P0 the base player and Pk the player learned in ite
 3. crossplay: a tournament `<loop>-crossplay-k` in which P0..Pk play each other (round-robin)
    under the `[crossplay]` protocol, in its own rating pool.
 
+With an `[evolve]` table (eva, Ye et al. 2024) each iteration k >= 2 starts with a fourth step,
+evolve, which replaces the item set of self-play k: every prompt of self-play k-1 is scored by
+its informativeness, max - min reward over its samples under the judge that tournament used (the
+protocol's `rewards(record)`: the self-play protocol gives PairRM strengths or win
+probabilities); a `share` of the prompts is drawn without replacement, weighted by the min-max
+normalised informativeness (eva: the least informative gets weight 0); a creator agent (any
+registered agent: an API model, a local model, the model-free `rewriter`) writes `per_prompt`
+new prompts from each; self-play k plays the evolved prompts mixed with old ones (`old` = their
+share, 0.2 by default, drawn from the prompts of self-play k-1). Evolved prompts are items with
+their lineage in `metadata` (`parent`, and `evolved`: loop, iteration, creator,
+informativeness), so the ledger's match snapshots tie every evolved prompt to its parent; the item
+set is kept as `<checkpoints>/items-<k>.jsonl`. Nothing in the step knows which learner follows.
+
 At the end the last cross-play leaderboard is printed with each player's parent.
 
 Resuming: the steps completed are kept in `<checkpoints>/loop-state.json` (written atomically
@@ -30,7 +43,8 @@ import asyncio
 import hashlib
 import json
 import os
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +61,10 @@ from arena_core.config import (
     resolve,
 )
 from arena_core.errors import ConfigError, UsageError
+from arena_core.ids import seed_for
 from arena_core.ledger import LearnerRun, Ledger
 from arena_core.registry import Registry
+from arena_core.types import Item, Message, Observation, Request
 
 STEPS = ("selfplay", "learn", "crossplay")
 STATE_FILE = "loop-state.json"
@@ -93,12 +109,41 @@ class LearnerSection(_Section):
     gamma: float | None = Field(None, gt=0, description="soft-target sharpness of the pairs")
 
 
+# EvolInstruct's in-depth instruction (eva's creator prompt), shortened; any creator may be told
+# otherwise with `[evolve] instruction`.
+EVOLVE_INSTRUCTION = (
+    "I want you to act as a Prompt Rewriter. Rewrite the given prompt into a more complex "
+    "version that a capable assistant can still answer well: add a constraint or requirement, "
+    "ask for deeper reasoning, make it more specific, or write a new prompt of the same kind. "
+    "The rewritten prompt must be reasonable, self-contained and understood by humans. Reply "
+    "with the new prompt only."
+)
+
+
+class CreatorSection(_Section):
+    agent: str = Field(description="a registered agent that writes the new prompts")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvolveSection(_Section):
+    """eva's prompt evolution between iterations (see the module docstring)."""
+
+    creator: CreatorSection
+    share: float = Field(0.25, gt=0, le=1, description="share of the last prompts evolved")
+    per_prompt: int = Field(4, ge=1, le=64, description="new prompts written from each")
+    old: float = Field(0.2, ge=0, lt=1, description="share of old prompts in the next item set")
+    instruction: str = Field(EVOLVE_INSTRUCTION, min_length=1, description="the creator's task")
+    temperature: float = Field(1.0, ge=0)
+    max_tokens: int = Field(512, ge=1)
+
+
 class LoopConfig(_Section):
     loop: LoopSection
     player: PlayerSection
     selfplay: StageSection
     learner: LearnerSection = Field(default_factory=LearnerSection)
     crossplay: StageSection
+    evolve: EvolveSection | None = None
 
     def identity(self) -> str:
         """Everything but `iterations` (raising it extends a loop)."""
@@ -151,6 +196,23 @@ def load_loop(path: str | Path, registry: Registry) -> LoopConfig:
     # The stage tournaments with the base player alone: checks protocols, datasets, judges.
     for stage in ("selfplay", "crossplay"):
         resolve(_raw(cfg, stage, 1, [_player(cfg.player)]), registry, file)
+    if cfg.evolve is not None:
+        creator = cfg.evolve.creator
+        registry.get("agent", creator.agent, file=file, table="evolve.creator", key="agent")
+        registry.validate(
+            "agent", creator.agent, creator.options, file=file, table="evolve.creator.options"
+        )
+        options = registry.validate(
+            "protocol", cfg.selfplay.protocol, cfg.selfplay.options, file=file, table="selfplay"
+        )
+        protocol = registry.build("protocol", cfg.selfplay.protocol, options)
+        if not callable(getattr(protocol, "rewards", None)):
+            raise ConfigError(
+                f"protocol '{cfg.selfplay.protocol}' does not score its samples (no `rewards`); "
+                f"prompt evolution needs one that does, such as self-play",
+                file=file,
+                table="evolve",
+            )
     return cfg
 
 
@@ -253,12 +315,13 @@ def _play(
     ledger: Ledger,
     registry: Registry,
     source: str,
+    items: list[Item] | None = None,
 ) -> dict[str, Any]:
     from arena_core.engine import Tournament
     from arena_core.plugins import get_plugin_manager
 
     tcfg = resolve(_raw(cfg, stage, k, players), registry, f"[{stage}]")
-    tournament = Tournament(tcfg, registry, source=source)
+    tournament = Tournament(tcfg, registry, source=source, items=items)
     summary = asyncio.run(tournament.run(ledger, hook=get_plugin_manager().hook))
     counts = ledger.counts(tcfg.name)
     return {
@@ -339,6 +402,176 @@ def _learn(
     return info
 
 
+# --- evolve (eva) -----------------------------------------------------------------------------
+
+
+def informativeness(
+    ledger: Ledger, registry: Registry, tournament: str
+) -> list[tuple[Item, float]]:
+    """Each prompt of a tournament with max - min reward over its samples (the mean over its
+    matches, if it was played more than once), from the protocol's `rewards(record)`."""
+    from arena_core.engine import build_protocol
+    from arena_core.learning.pairs import records
+
+    row = ledger.tournament(tournament)
+    protocol = build_protocol(registry, row)
+    if not callable(getattr(protocol, "rewards", None)):
+        raise UsageError(f"protocol '{row.protocol}' does not score its samples (no `rewards`)")
+    items: dict[str, Item] = {}
+    gaps: dict[str, list[float]] = {}
+    for record in records(ledger, row):
+        rewards = list(protocol.rewards(record).values())
+        if len(rewards) < 2:
+            continue
+        item = Item.model_validate(record.match.item)
+        items.setdefault(item.id, item)
+        gaps.setdefault(item.id, []).append(max(rewards) - min(rewards))
+    return [(items[i], sum(g) / len(g)) for i, g in gaps.items()]
+
+
+def weighted_sample(
+    scored: Sequence[tuple[Item, float]], n: int, rng: random.Random
+) -> list[tuple[Item, float]]:
+    """n prompts without replacement, weights = min-max normalised informativeness (eva's draw:
+    the least informative gets 0 and comes last; all equal: uniform). Efraimidis-Spirakis keys
+    u^(1/w), written out because `random` has no weighted draw without replacement."""
+    gaps = [g for _, g in scored]
+    lo, hi = min(gaps, default=0.0), max(gaps, default=0.0)
+    keyed = []
+    for i, g in enumerate(gaps):
+        u = rng.random()
+        w = 1.0 if hi <= lo else (g - lo) / (hi - lo)
+        keyed.append(((1, u ** (1.0 / w)) if w > 0 else (0, u), i))
+    keyed.sort(reverse=True)
+    return [scored[i] for _, i in keyed[:n]]
+
+
+def creator_requests(cfg: LoopConfig, k: int, parents: Sequence[Item]) -> list[Request]:
+    """One request per parent prompt: the instruction and the prompt (LLM creators read the
+    messages; model-free ones the observation), `per_prompt` samples, seeded by loop and item."""
+    ev = cfg.evolve
+    assert ev is not None
+    return [
+        Request(
+            messages=[
+                Message(role="system", content=ev.instruction),
+                Message(role="user", content=f"#Given Prompt#:\n{p.question}"),
+            ],
+            observation=Observation(
+                seat="creator", phase="evolve", item_id=p.id, question=p.question, context=p.context
+            ),
+            n=ev.per_prompt,
+            temperature=ev.temperature,
+            max_tokens=ev.max_tokens,
+            seed=seed_for(cfg.loop.name, "evolve", k, p.id),
+        )
+        for p in parents
+    ]
+
+
+async def _create(
+    registry: Registry, creator: CreatorSection, requests: list[Request]
+) -> list[Any]:
+    agent = registry.build("agent", creator.agent, creator.options)
+    try:
+        responses = await agent.respond(requests)
+    finally:
+        await agent.aclose()
+    if len(responses) != len(requests):
+        raise UsageError(
+            f"creator agent '{creator.agent}' returned {len(responses)} responses to "
+            f"{len(requests)} requests"
+        )
+    return responses
+
+
+def evolve_items(
+    cfg: LoopConfig, k: int, ledger: Ledger, registry: Registry
+) -> tuple[list[Item], dict[str, Any]]:
+    """The item set of self-play k: evolved prompts of self-play k-1 mixed with old ones."""
+    ev = cfg.evolve
+    assert ev is not None
+    source = cfg.tournament("selfplay", k - 1)
+    scored = informativeness(ledger, registry, source)
+    if not scored:
+        raise UsageError(f"{source} has no finished matches with scored samples to evolve")
+    rng = random.Random(seed_for(cfg.loop.seed, cfg.loop.name, "evolve", k))
+    parents = weighted_sample(scored, max(1, round(ev.share * len(scored))), rng)
+    responses = asyncio.run(
+        _create(registry, ev.creator, creator_requests(cfg, k, [p for p, _ in parents]))
+    )
+    seen = {item.question.strip() for item, _ in scored}
+    evolved: list[Item] = []
+    for (parent, gap), resp in zip(parents, responses, strict=True):
+        for j, text in enumerate(resp.texts):
+            question = text.strip()
+            if not question or question in seen:  # an echo or a repeat is not a new prompt
+                continue
+            seen.add(question)
+            evolved.append(
+                Item(
+                    id=f"{parent.id}~{k}.{j}",
+                    question=question,
+                    answers=[],  # the candidate answers were the parent's question's
+                    context=parent.context,
+                    metadata={
+                        "parent": parent.id,
+                        "evolved": {
+                            "loop": cfg.loop.name,
+                            "iteration": k,
+                            "creator": ev.creator.agent,
+                            "informativeness": gap,
+                        },
+                    },
+                )
+            )
+    if not evolved:
+        raise UsageError(f"creator agent '{ev.creator.agent}' wrote no new prompt")
+    pool = [item for item, _ in scored]
+    n_old = min(len(pool), round(len(evolved) * ev.old / (1 - ev.old)))
+    items = rng.sample(pool, n_old) + evolved
+    rng.shuffle(items)
+    info = {
+        "from": source,
+        "evolved": len(evolved),
+        "old": n_old,
+        "parents": {p.id: round(g, 6) for p, g in parents},
+    }
+    return items, info
+
+
+def _items_file(cfg: LoopConfig, k: int) -> Path:
+    return cfg.checkpoints / f"items-{k}.jsonl"
+
+
+def _evolve(
+    cfg: LoopConfig, k: int, ledger: Ledger, registry: Registry, say: Callable[[str], None]
+) -> dict[str, Any]:
+    items, info = evolve_items(cfg, k, ledger, registry)
+    path = _items_file(cfg, k)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(
+        "".join(json.dumps(i.model_dump(mode="json")) + "\n" for i in items), encoding="utf-8"
+    )
+    os.replace(tmp, path)
+    say(
+        f"{k}/evolve: {info['evolved']} new prompt(s) from {len(info['parents'])} of "
+        f"{info['from']}, mixed with {info['old']} old"
+    )
+    return {**info, "items": str(path)}
+
+
+def _evolved_items(cfg: LoopConfig, k: int) -> list[Item] | None:
+    if cfg.evolve is None or k < 2:
+        return None
+    path = _items_file(cfg, k)
+    if not path.exists():
+        raise UsageError(f"{path} (the item set of iteration {k}) is missing; the state is stale")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [Item.model_validate_json(line) for line in lines if line.strip()]
+
+
 def run_loop(
     cfg: LoopConfig,
     ledger: Ledger,
@@ -352,16 +585,20 @@ def run_loop(
     if state.data.get("current"):
         say(f"resuming at {state.data['current']}")
     for k in range(1, cfg.loop.iterations + 1):
-        for step in STEPS:
+        steps = ("evolve", *STEPS) if cfg.evolve is not None and k > 1 else STEPS
+        for step in steps:
             key = f"{k}/{step}"
             if state.done(key):
                 continue
             state.start(key)
-            if step == "selfplay":
+            if step == "evolve":
+                info = _evolve(cfg, k, ledger, registry, say)
+            elif step == "selfplay":
                 current = cfg.player_name(k - 1)
                 player = _player(cfg.player) if k == 1 else _learned_player(ledger, current)
                 say(f"{key}: {current} plays itself in {cfg.tournament('selfplay', k)}")
-                info = _play(cfg, "selfplay", k, [player], ledger, registry, source)
+                items = _evolved_items(cfg, k)
+                info = _play(cfg, "selfplay", k, [player], ledger, registry, source, items)
             elif step == "learn":
                 info = _learn(cfg, k, ledger, registry, say)
             else:

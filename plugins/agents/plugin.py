@@ -15,6 +15,7 @@ from arena_plugins.agents.openai_agent import (
     openai_agent,
 )
 from arena_plugins.agents.replay import ReplayOptions
+from arena_plugins.agents.rewriter import RewriterOptions
 from arena_plugins.agents.sampler import SamplerOptions
 from arena_plugins.agents.vllm_agent import VLLMOptions, vllm_agent
 
@@ -61,6 +62,13 @@ def sampler(options: SamplerOptions) -> Any:
     return SamplerAgent(options)
 
 
+def rewriter(options: RewriterOptions) -> Any:
+    """Rewrites prompts with EvolInstruct-style templates (a model-free eva creator)."""
+    from arena_plugins.agents.rewriter import RewriterAgent
+
+    return RewriterAgent(options)
+
+
 @hookimpl
 def arena_register(registry: Registry) -> None:
     registry.add("agent", "deterministic", deterministic, fake.DeterministicOptions)
@@ -76,3 +84,4 @@ def arena_register(registry: Registry) -> None:
     registry.add("agent", "anthropic", anthropic_agent, AnthropicOptions)
     registry.add("agent", "human", human_agent, HumanOptions)
     registry.add("agent", "vllm", vllm_agent, VLLMOptions)
+    registry.add("agent", "rewriter", rewriter, RewriterOptions)

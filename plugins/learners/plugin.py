@@ -9,6 +9,7 @@ from arena_plugins.learners.d2po import D2POOptions
 from arena_plugins.learners.dpo import DPOOptions
 from arena_plugins.learners.reward import RewardOptions
 from arena_plugins.learners.safe_rlhf import SafeRLHFOptions
+from arena_plugins.learners.sppo import SPPOOptions
 
 from arena_core.hookspecs import hookimpl
 from arena_core.registry import Registry
@@ -19,6 +20,13 @@ def dpo(options: DPOOptions) -> Any:
     from arena_plugins.learners.dpo import DPOLearner
 
     return DPOLearner(options)
+
+
+def sppo(options: SPPOOptions) -> Any:
+    """SPPO: best and worst of K self-play answers regressed onto their win probabilities."""
+    from arena_plugins.learners.sppo import SPPOLearner
+
+    return SPPOLearner(options)
 
 
 def reward_model(options: RewardOptions) -> Any:
@@ -61,6 +69,7 @@ def safe_rlhf(options: SafeRLHFOptions) -> Any:
 @hookimpl
 def arena_register(registry: Registry) -> None:
     registry.add("learner", "dpo", dpo, DPOOptions)
+    registry.add("learner", "sppo", sppo, SPPOOptions)
     registry.add("learner", "reward-model", reward_model, RewardOptions)
     registry.add("learner", "cost-model", cost_model, RewardOptions)
     registry.add("learner", "apo", apo, ApoOptions)

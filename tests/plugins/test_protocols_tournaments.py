@@ -20,7 +20,6 @@ FILES = [
     ROOT / "branched-dpo.toml",
     ROOT / "best-of-n.toml",
     ROOT / "red-blue-duel.toml",
-    ROOT / "self-play-sppo.toml",
     *DVC,
 ]
 
@@ -79,7 +78,6 @@ def test_report_shows_judge_accuracy_side_by_side(ledger: Ledger, capsys) -> Non
     [
         ("branched-dpo", "branched"),
         ("best-of-n", "best-of-n"),
-        ("self-play-sppo", "self-play"),
         ("red-blue-duel", "duel"),
     ],
 )
