@@ -520,9 +520,8 @@ def learn(
 
     # A learner that records into the ledger as it trains (D2PO's gold calls are matches)
     # says so with `wants_ledger`; the others never see it.
-    extra: dict[str, Any] = {}
     if getattr(model, "wants_ledger", False):
-        extra = {"ledger": ledger if main else None, "run_id": run.id if run else None}
+        extra.update(ledger=ledger if main else None, run_id=run.id if run else None)
     started = time.perf_counter()
     try:
         checkpoint = Path(

@@ -49,7 +49,7 @@ def rewrite(question: str, operation: Operation, rng: random.Random) -> str:
 
 
 class RewriterAgent(Agent):
-    """n rewrites of the request's question, each with an operation drawn by the seed."""
+    """n rewrites of the request's question, with operations in an order drawn by the seed."""
 
     def __init__(self, options: RewriterOptions) -> None:
         self.opts = options
@@ -58,7 +58,10 @@ class RewriterAgent(Agent):
         out = []
         for r in requests:
             rng = random.Random(r.seed)
-            ops = self.opts.operations or list(OPERATIONS)
-            texts = [rewrite(r.observation.question, rng.choice(ops), rng) for _ in range(r.n)]
+            # Operations in a seeded order, each once before any repeats: two draws of a fixed
+            # template ("deepen", "reasoning") would write the same prompt twice.
+            ops = list(self.opts.operations or OPERATIONS)
+            rng.shuffle(ops)
+            texts = [rewrite(r.observation.question, ops[i % len(ops)], rng) for i in range(r.n)]
             out.append(Response(texts=texts))
         return out
