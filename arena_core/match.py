@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from arena_core.ids import seed_for
 from arena_core.types import (
@@ -30,9 +30,6 @@ from arena_core.types import (
     TurnView,
     Verdict,
 )
-
-if TYPE_CHECKING:
-    from arena_core.interfaces import Agent, Judge
 
 T = TypeVar("T")
 
@@ -109,8 +106,8 @@ class Match:
         item: Item,
         players: dict[str, str],
         assignment: dict[str, int],
-        agents: dict[str, Agent],
-        judge: Judge,
+        agents: dict[str, Any],  # seat -> an interfaces.Agent (not imported: interfaces
+        judge: Any,  # names Match in Protocol.play, so the import would make a circle)
         judge_name: str,
         policy: CallPolicy,
         attempt: int = 0,
@@ -336,7 +333,7 @@ class Match:
             attempt=self.attempt,
         )
 
-    async def consult(self, view: JudgeView, judge: Judge | None = None) -> Decision:
+    async def consult(self, view: JudgeView, judge: Any = None) -> Decision:
         """Ask a judge (by default the match's) without recording a verdict: scoring calls such
         as best-of-n candidate ranking."""
         judge = judge or self.judge_plugin

@@ -1,7 +1,4 @@
-"""The `arena` command: `main` parses and dispatches; one module per command group holds its
-argument builders and its commands (`run`/views in `main`, `learn`, `cluster`, `datasets`,
-`pairs`, `reports`). Only argparse is imported up front, so `arena --help` stays fast."""
-
-from arena_core.cli.main import main
-
-__all__ = ["main"]
+"""The `arena` command (`arena_core.cli.main:main`): `main` parses and dispatches; one module per
+command group holds its argument builders and its commands (`learn`, `cluster`, `datasets`,
+`pairs`, `reports`, `views`). Only argparse is imported up front, so `arena --help` stays fast.
+The package imports none of them, so they import each other without passing through it."""

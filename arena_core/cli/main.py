@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from arena_core.cli import cluster as cluster_args  # argparse only: `arena --help` stays fast
-from arena_core.cli import learn as learn_args
-from arena_core.cli import views
+import arena_core.cli.cluster as cluster_args  # argparse only: `arena --help` stays fast
+import arena_core.cli.learn as learn_args
+import arena_core.cli.views as views
 
 EXIT_USAGE = 2
 

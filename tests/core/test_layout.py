@@ -1,9 +1,8 @@
 """The tree is the architecture: rooms import downwards only and no module imports itself back.
 
-Every `import` counts for the rooms, including those inside functions and under TYPE_CHECKING: a
-lazy import still ties two modules together. For circles, imports under TYPE_CHECKING are left out:
-they name a type for an annotation and never run (interfaces' `Protocol.play(match: Match)` and
-match's `Agent`/`Judge` annotations).
+Every `import` counts, including those inside functions and under TYPE_CHECKING: a lazy import
+still ties two modules together. Importing `a.b.c` runs package `a.b` first, so it counts for
+`a.b` too: that is why `arena_core.ledger` and `arena_core.cli` import none of their modules.
 """
 
 from __future__ import annotations
@@ -52,23 +51,11 @@ def modules() -> dict[str, Path]:
     return {module_name(p): p for p in ROOT.rglob("*.py") if "versions" not in p.parts}
 
 
-def _type_checking_nodes(tree: ast.AST) -> set[int]:
-    skip: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skip.update(id(n) for stmt in node.body for n in ast.walk(stmt))
-    return skip
-
-
-def imports_of(path: Path, known: set[str], *, typing: bool = True) -> set[str]:
+def imports_of(path: Path, known: set[str]) -> set[str]:
     """The arena_core modules a file imports (a name imported from a package counts as the
-    submodule when one exists); `typing=False` leaves out imports under TYPE_CHECKING."""
+    submodule when one exists)."""
     out: set[str] = set()
-    tree = ast.parse(path.read_text())
-    skip = set() if typing else _type_checking_nodes(tree)
-    for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -84,10 +71,19 @@ def imports_of(path: Path, known: set[str], *, typing: bool = True) -> set[str]:
     return out
 
 
-def graph(*, typing: bool = True) -> dict[str, set[str]]:
+def graph() -> dict[str, set[str]]:
+    """Importing `a.b.c` runs `a.b`'s __init__ first, so each import also counts for the
+    packages above the imported module."""
     mods = modules()
     known = set(mods)
-    return {m: imports_of(p, known, typing=typing) - {m} for m, p in mods.items()}
+    out = {}
+    for m, p in mods.items():
+        deps = set()
+        for dep in imports_of(p, known):
+            parts = dep.split(".")
+            deps.update(".".join(parts[:i]) for i in range(2, len(parts) + 1))
+        out[m] = (deps & known) - {m}
+    return out
 
 
 def test_rooms_import_downwards_only() -> None:
@@ -104,7 +100,7 @@ def test_rooms_import_downwards_only() -> None:
 
 
 def test_no_import_circles() -> None:
-    g = graph(typing=False)
+    g = graph()
     # Tarjan's strongly connected components, iteratively small enough to read.
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -117,8 +113,6 @@ def test_no_import_circles() -> None:
         stack.append(v)
         on_stack.add(v)
         for w in g.get(v, ()):
-            if w.startswith(f"{v}."):
-                continue  # a package's __init__ re-exporting its own modules is not a circle
             if w not in index:
                 visit(w)
                 low[v] = min(low[v], low[w])
@@ -164,7 +158,7 @@ def test_public_paths_that_plugins_use_still_import(public: str) -> None:
 
 def test_help_imports_nothing_heavy() -> None:
     code = (
-        "import contextlib, io, sys\nfrom arena_core.cli import main\n"
+        "import contextlib, io, sys\nfrom arena_core.cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "    main(['--help'])\n"
         "heavy = [m for m in ('torch', 'transformers', 'sqlalchemy', 'sqlmodel', 'trl', 'rich')"
