@@ -1,22 +1,23 @@
 """Does the loop make SmolLM2 a better debater? The trained player against its parent, on items
 the loop never saw, under a judge that made no training label.
 
-tournaments/smol-iterative-dpo.toml as shipped, with three changes: the bundled set is split once
-by position in the file (even lines: training, odd lines: evaluation; fixed before any run), the
-self-play draws its items from the training half and the cross-play from the evaluation half,
-and the cross-play is judged by a panel: the model-free quote judge, which made no training label,
-decides; SmolLM2's reading of the same debates (the judge that labelled the training pairs, here
-on unseen items) is kept beside it. Figures:
+tournaments/smol-iterative-dpo.toml as shipped (only the model, checkpoint folder and, if asked,
+the number of cross-play repetitions are swapped): self-play on the bundled set's 'train' split
+labelled by the `gold` judge's `evidence` reward, DPO (LoRA), cross-play on the 'test' split
+decided by the quote judge. Figures:
 
-- `win_rate`: per panel member, the last iterate's share of decided cross-play debates against
-  its parent, with a Wilson 95% interval (2 sides x 2 speaking orders per item, greedy);
-- `heldout_pairs`: the base player debates itself in the branched protocol on evaluation items,
-  the training judge labels the branches, and on those pairs: how often the model gives the
-  chosen speech the higher log-probability, before (base) and after (last iterate), and the DPO
-  implicit reward accuracy after (log-ratio to the base of chosen above that of rejected);
-- each step's wall time.
+- `win_rate`: the iterate's share of decided cross-play debates against its parent, with a
+  Wilson 95% interval over debates and a bootstrap interval that resamples items (the debates of
+  one item are not independent); undecided debates (equal evidence) are counted apart;
+- `speeches`: per player in the cross-play, mean verified words and copied runs per speech, and
+  the mean `evidence` reward, to say what changed;
+- `heldout_pairs`: the base player debates itself in the branched protocol on 'test' items, the
+  training judge labels the branches, and on those pairs: how often the model gives the chosen
+  speech the higher log-probability, before (base) and after (iterate), and the DPO implicit
+  reward accuracy after (log-ratio to the base of chosen above that of rejected);
+- each stage's wall time.
 
-    python benchmarks/smol_loop.py [--model models/smollm2] [--iterations 1] [--eval-items 12]
+    flock /tmp/arena-heavy.lock python benchmarks/smol_loop.py --model models/smollm2
 """
 
 from __future__ import annotations
@@ -24,71 +25,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import resource
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import emit, log
-from _smol import play, share, smol_dir, smol_judge
+from _smol import play, share, smol_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOP = ROOT / "tournaments" / "smol-iterative-dpo.toml"
 
 
-# The cross-play judge: a panel whose first member, the model-free quote judge (no training label
-# came from it), decides; SmolLM2's reading (the training judge, on unseen items) is kept beside it.
-def eval_judge(model: Path) -> str:
-    llm = (
-        f'{{ name = "smollm2", plugin = "llm", options = {{ options = {{ model = "{model}", '
-        "max_batch = 8 }, both_orders = true, stated = false } }"
-    )
-    quote = '{ name = "quote", plugin = "quote" }'
-    return (
-        '[crossplay.judge]\nplugin = "panel"\n'
-        f'options = {{ rule = "first", judges = [{quote}, {llm}] }}\n'
-    )
-
-
-def split(tmp: Path) -> tuple[Path, Path, int]:
-    """Even lines of the bundled file for training, odd lines for evaluation."""
-    from importlib import resources
-
-    lines = [
-        line
-        for line in resources.files("arena_plugins.datasets")
-        .joinpath("data/bundled.jsonl")
-        .read_text(encoding="utf-8")
-        .splitlines()
-        if line.strip()
-    ]
-    train, held = tmp / "train.jsonl", tmp / "eval.jsonl"
-    train.write_text("\n".join(lines[0::2]) + "\n", encoding="utf-8")
-    held.write_text("\n".join(lines[1::2]) + "\n", encoding="utf-8")
-    return train, held, len(lines[1::2])
-
-
-def jsonl(path: Path, limit: int) -> str:
-    return (
-        f'plugin = "jsonl"\nlimit = {limit}\noptions = {{ path = "{path}", context = "passage" }}'
-    )
-
-
-def loop_toml(args, model: Path, tmp: Path, train: Path, held: Path, judge: str) -> str:
+def loop_toml(model: Path, tmp: Path, repetitions: int | None) -> str:
     text = LOOP.read_text(encoding="utf-8")
     swaps = {
         '"models/smollm2"': f'"{model}"',
         'checkpoints = "models/smol-iterative-dpo"': f'checkpoints = "{tmp / "ckpt"}"',
-        "iterations = 2": f"iterations = {args.iterations}",
-        '[selfplay.dataset]\nplugin = "bundled"\nlimit = 3': "[selfplay.dataset]\n"
-        + jsonl(train, args.train_items),
-        '[crossplay.dataset]\nplugin = "bundled"\nlimit = 2': "[crossplay.dataset]\n"
-        + jsonl(held, args.eval_items),
-        "# [crossplay.judge] defaults to the self-play judge": judge,
     }
+    if repetitions:
+        swaps["repetitions = 2       # sampled speeches"] = f"repetitions = {repetitions} #"
     for old, new in swaps.items():
         if old not in text:
             raise SystemExit(f"{LOOP} changed: '{old}' is not in it")
@@ -96,24 +57,27 @@ def loop_toml(args, model: Path, tmp: Path, train: Path, held: Path, judge: str)
     return text
 
 
-def heldout_toml(model: Path, held: Path, items: int, seed: int) -> str:
-    """The loop's self-play (base player, training judge) on evaluation items."""
-    judge = smol_judge(model)  # the [selfplay.judge] of the loop file
-    import tomllib
-
+def heldout_toml(model: Path, items: int, seed: int) -> str:
+    """The loop's self-play (base player, training judge) on 'test' items."""
     loop = tomllib.loads(LOOP.read_text(encoding="utf-8"))
     sp, player = loop["selfplay"], loop["player"]
     opts = {**player["options"], "model": str(model)}
+    judge = sp["judge"]
     return (
         f'[tournament]\nname = "heldout-selfplay"\nprotocol = "{sp["protocol"]}"\n'
         f"seed = {seed}\nconcurrency = {sp['concurrency']}\ntimeout = {sp['timeout']}\n\n"
         f"[protocol]\n{toml_table(sp['options'])}\n"
-        f"[dataset]\n{jsonl(held, items)}\n\n"
-        f"{judge}\n"
+        f'[dataset]\nplugin = "bundled"\nsplit = "test"\nlimit = {items}\n\n'
+        f'[judge]\nplugin = "{judge["plugin"]}"\n'
+        f"options = {{ {inline(judge['options'])} }}\n\n"
         f'[[players]]\nname = "{player["name"]}"\nagent = "{player["agent"]}"\n'
-        f"options = {{ {', '.join(f'{k} = {json.dumps(v)}' for k, v in opts.items())} }}\n\n"
+        f"options = {{ {inline(opts)} }}\n\n"
         '[schedule]\nkind = "self-play"\n'
     )
+
+
+def inline(d: dict) -> str:
+    return ", ".join(f"{k} = {json.dumps(v)}" for k, v in d.items())
 
 
 def toml_table(d: dict) -> str:
@@ -147,35 +111,93 @@ def pair_scores(options: dict, rows: list[dict]) -> list[tuple[float, float]]:
 
 
 def head_to_head(ledger, tournament: str, player: str, parent: str) -> dict:
-    """The player's share of decided verdicts against its parent, per panel member (or for the
-    judge itself when it is not a panel); ties are counted as draws."""
+    """The player's share of decided verdicts against its parent: Wilson interval over debates,
+    and a percentile bootstrap that resamples items (2,000 draws, seed 0)."""
     from arena_core.reports.leaderboard import graded_verdicts
 
-    tallies: dict[str, list[int]] = {}  # judge -> [wins, decided, draws]
+    per_item: dict[str, list[int]] = {}  # item -> [wins, decided]
+    draws = 0
     for m, v in graded_verdicts(ledger, tournament):
         if sorted(m.seats.values()) != sorted([player, parent]) or len(v.probs) != 2:
             continue
         # A debate shows the answers in seat order: option k is argued by the k-th seat.
         players = [m.seats[seat] for seat in m.assignment]
-        members = v.meta.get("probs") or {"judge": list(v.probs.values())}
-        for name, probs in members.items():
-            t = tallies.setdefault(name, [0, 0, 0])
-            if abs(probs[0] - probs[1]) < 1e-9:
-                t[2] += 1
+        probs = list(v.probs.values())
+        if abs(probs[0] - probs[1]) < 1e-9:
+            draws += 1
+            continue
+        t = per_item.setdefault(m.item_id, [0, 0])
+        t[1] += 1
+        t[0] += players[0 if probs[0] > probs[1] else 1] == player
+    wins = sum(w for w, _ in per_item.values())
+    n = sum(d for _, d in per_item.values())
+    out = {**share(wins, n), "undecided": draws, "items": len(per_item)}
+    rng = random.Random(0)
+    keys = sorted(per_item)
+    rates = []
+    for _ in range(2000):
+        pick = [per_item[rng.choice(keys)] for _ in keys]
+        d = sum(x[1] for x in pick)
+        if d:
+            rates.append(sum(x[0] for x in pick) / d)
+    rates.sort()
+    if rates:
+        out["item_bootstrap_ci95"] = [
+            round(rates[int(0.025 * len(rates))], 4),
+            round(rates[int(0.975 * len(rates)) - 1], 4),
+        ]
+    return out
+
+
+def speech_stats(ledger, tournament: str) -> dict:
+    """Per player: mean verified words, copied runs and `evidence` reward per speech."""
+    from arena_plugins.text import content_words
+    from sqlmodel import select
+
+    from arena_core.ledger import MatchRow, TurnRow
+    from arena_core.types import QUOTE_CHECK
+
+    acc: dict[str, list[float]] = {}
+    with ledger.session() as session:
+        rows = session.exec(
+            select(TurnRow, MatchRow)
+            .where(TurnRow.match_id == MatchRow.id)
+            .where(MatchRow.tournament == tournament)
+        ).all()
+        for turn, match in rows:
+            if turn.phase != "speech":
                 continue
-            t[1] += 1
-            t[0] += players[0 if probs[0] > probs[1] else 1] == player
-    return {name: {**share(w, n), "draws": d} for name, (w, n, d) in tallies.items()}
+            item = match.item  # filled from the item table when read through the ORM
+            meta = turn.meta or {}
+            a = acc.setdefault(turn.player, [0, 0.0, 0.0, 0.0])
+            a[0] += 1
+            a[1] += meta.get("valid_words", 0)
+            a[2] += meta.get("copied", 0)
+            if item:
+                answer = item["answers"][match.assignment[turn.seat]]
+                quoted = set()
+                for q in (meta.get(QUOTE_CHECK) or {}).get("verified", []):
+                    quoted |= content_words(q)
+                a[3] += len((content_words(answer) - content_words(item["question"])) & quoted)
+    return {
+        p: {
+            "speeches": int(n),
+            "verified_words": round(w / n, 2),
+            "copied_runs": round(c / n, 2),
+            "evidence": round(e / n, 3),
+        }
+        for p, (n, w, c, e) in acc.items()
+        if n
+    }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="a directory written by `arena model smollm2`")
-    ap.add_argument("--iterations", type=int, default=1)
-    ap.add_argument("--train-items", type=int, default=8, help="self-play items per iteration")
-    ap.add_argument("--eval-items", type=int, default=12, help="cross-play items (of 24)")
-    ap.add_argument("--heldout-items", type=int, default=6, help="items for held-out pairs")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: see hf_batching.py)")
+    ap.add_argument("--eval-repetitions", type=int, help="cross-play repetitions (toml: 2)")
+    ap.add_argument("--heldout-items", type=int, default=12, help="'test' items for held-out pairs")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--keep", help="keep the ledger and checkpoints in this folder")
     args = ap.parse_args()
 
     import torch
@@ -188,14 +210,13 @@ def main() -> int:
     from arena_core.plugins import get_registry
 
     t0 = time.perf_counter()
-    out: dict = {"benchmark": "smol_loop", "eval_judge": "panel: quote decides; smollm2 kept"}
+    out: dict = {"benchmark": "smol_loop", "train_judge": "gold evidence", "eval_judge": "quote"}
     with tempfile.TemporaryDirectory(prefix="arena-smol-loop-") as tmpdir:
-        tmp = Path(tmpdir)
+        tmp = Path(args.keep) if args.keep else Path(tmpdir)
+        tmp.mkdir(parents=True, exist_ok=True)
         model = smol_dir(args.model, tmp)
-        train, held, n_held = split(tmp)
-        judge = eval_judge(model)
         path = tmp / "loop.toml"
-        path.write_text(loop_toml(args, model, tmp, train, held, judge), encoding="utf-8")
+        path.write_text(loop_toml(model, tmp, args.eval_repetitions), encoding="utf-8")
         registry = get_registry()
         cfg = load_loop(path, registry)
         ledger = Ledger(f"sqlite:///{tmp / 'ledger.db'}")
@@ -203,14 +224,20 @@ def main() -> int:
         state = run_loop(cfg, ledger, registry, source=path.read_text(), say=log)
         out["loop_wall_s"] = round(time.perf_counter() - t)
         out["steps"] = state.data.get("info")
-        k = args.iterations
+        k = cfg.loop.iterations
         player, parent = cfg.player_name(k), cfg.player_name(k - 1)
-        out["win_rate"] = head_to_head(ledger, cfg.tournament("crossplay", k), player, parent)
+        crossplay = cfg.tournament("crossplay", k)
         out["player"], out["parent"] = player, parent
+        out["win_rate"] = head_to_head(ledger, crossplay, player, parent)
         log("win rate", out["win_rate"])
+        try:
+            out["speeches"] = speech_stats(ledger, crossplay)
+        except Exception as exc:  # a report figure, not the result: say why it is missing
+            out["speeches"] = f"not computed: {exc!r}"
+        log("speeches", out["speeches"])
 
         t = time.perf_counter()
-        play(heldout_toml(model, held, min(args.heldout_items, n_held), seed=11), ledger, tmp)
+        play(heldout_toml(model, args.heldout_items, seed=11), ledger, tmp)
         rows = ledger_pairs(ledger, PairQuery(tournaments=["heldout-selfplay"])).rows
         base_opts = dict(cfg.player.options, model=str(model))
         trained = ledger.player(player)

@@ -170,6 +170,50 @@ def find_quote(quote: str, passage: str, *, fuzzy: float = 0.9) -> tuple[str, st
     return ("fuzzy", real) if real else None
 
 
+_ALNUM = re.compile(r"[^\W_]+")
+
+
+def copied_runs(segment: str, passage: str, k: int) -> list[tuple[int, int, str]]:
+    """Maximal runs of >= k words of `segment` that the passage holds word for word (case and
+    punctuation aside): (start, end) in `segment` and the passage's own text of each run.
+
+    Written by hand: a longest-match scan over word k-grams; difflib's matching blocks work on
+    characters and would split runs at punctuation."""
+    words = [(m.start(), m.end(), m.group().lower()) for m in _ALNUM.finditer(segment)]
+    if len(words) < k:
+        return []
+    norm, index, starts, ends = _normalised_passage(passage)
+    pwords = [norm[a:b] for a, b in zip(starts, ends, strict=True)]
+    grams = _kgrams(norm, k)
+    runs: list[tuple[int, int, str]] = []
+    i = 0
+    while i + k <= len(words):
+        best, at = 0, -1
+        for p in grams.get(tuple(w for _, _, w in words[i : i + k]), ()):
+            n = k
+            while i + n < len(words) and p + n < len(pwords) and words[i + n][2] == pwords[p + n]:
+                n += 1
+            if n > best:
+                best, at = n, p
+        if at < 0:
+            i += 1
+            continue
+        real = passage[index[starts[at]] : index[ends[at + best - 1] - 1] + 1]
+        runs.append((words[i][0], words[i + best - 1][1], real))
+        i += best
+    return runs
+
+
+@lru_cache(maxsize=64)
+def _kgrams(norm: str, k: int) -> dict[tuple[str, ...], list[int]]:
+    """Where each run of k words starts in a normalised passage."""
+    pwords = norm.split(" ") if norm else []
+    grams: dict[tuple[str, ...], list[int]] = {}
+    for p in range(len(pwords) - k + 1):
+        grams.setdefault(tuple(pwords[p : p + k]), []).append(p)
+    return grams
+
+
 @dataclass(frozen=True)
 class Checked:
     """A speech with its quotes checked: the text to show, the counts, and the structured check."""
@@ -179,21 +223,44 @@ class Checked:
     check: QuoteCheck
 
 
-def check_quotes(text: str, passage: str | None, *, fuzzy: float = 0.9) -> Checked:
+def check_quotes(
+    text: str, passage: str | None, *, fuzzy: float = 0.9, copied: int | None = None
+) -> Checked:
     """Check each <quote> of a speech against the passage and mark it for readers.
 
     Everything the speaker wrote is HTML-escaped (`<` `>` `&`) first, so a speaker who types
     `<v_quote>`, `</speech>` or any other tag shows as plain text; the only tags left in the
     result are the engine's own <v_quote> (verified, repaired to the passage's words) and
     <invalid_quote>. Judges still read the verdict of each quote from `check`, not the text.
+
+    With `copied` = k, a run of k or more words outside any tag that the passage holds word for
+    word counts as a verified quote too (counted under `copied`): small models copy evidence
+    without tags, and text copied verbatim is verified by construction, so nothing can be forged.
     """
-    stats = {"quotes": 0, "valid": 0, "valid_words": 0, "repaired": 0, "invalid": 0}
+    stats = {"quotes": 0, "valid": 0, "valid_words": 0, "repaired": 0, "invalid": 0, "copied": 0}
     verified: list[str] = []
     invalid: list[str] = []
     out: list[str] = []
     last = 0
+
+    def plain(segment: str) -> None:
+        if not copied or not passage:
+            out.append(escape(segment, quote=False))
+            return
+        at = 0
+        for start, end, real in copied_runs(segment, passage, copied):
+            out.append(escape(segment[at:start], quote=False))
+            out.append(f"<v_quote>{escape(real, quote=False)}</v_quote>")
+            verified.append(real)
+            stats["quotes"] += 1
+            stats["valid"] += 1
+            stats["copied"] += 1
+            stats["valid_words"] += len(real.split())
+            at = end
+        out.append(escape(segment[at:], quote=False))
+
     for m in _QUOTE.finditer(text):
-        out.append(escape(text[last : m.start()], quote=False))
+        plain(text[last : m.start()])
         last = m.end()
         stats["quotes"] += 1
         found = find_quote(m.group(1), passage, fuzzy=fuzzy) if passage else None
@@ -208,7 +275,7 @@ def check_quotes(text: str, passage: str | None, *, fuzzy: float = 0.9) -> Check
         stats["repaired"] += how == "fuzzy"
         verified.append(real)
         out.append(f"<v_quote>{escape(real, quote=False)}</v_quote>")
-    out.append(escape(text[last:], quote=False))
+    plain(text[last:])
     return Checked("".join(out), stats, QuoteCheck(verified=verified, invalid=invalid))
 
 
@@ -225,11 +292,11 @@ def mark_quotes(
 
 
 def shown_speech(
-    text: str, passage: str | None, *, fuzzy: float = 0.9
+    text: str, passage: str | None, *, fuzzy: float = 0.9, copied: int | None = None
 ) -> tuple[str, dict[str, Any]]:
     """A protocol's `shown` step: the marked text, and turn metadata holding the counts and the
     structured quote check judges read (under `QUOTE_CHECK`)."""
-    checked = check_quotes(text, passage, fuzzy=fuzzy)
+    checked = check_quotes(text, passage, fuzzy=fuzzy, copied=copied)
     return checked.text, {**checked.stats, QUOTE_CHECK: checked.check.model_dump()}
 
 

@@ -155,7 +155,8 @@ class BundledOptions(BaseModel):
 
     set: Literal["short", "long"] = Field(
         "short",
-        description="short: 48 passages of about 230 words, two answers; long: 60 questions on "
+        description="short: 48 passages of about 230 words, two answers, split 'train' (odd "
+        "lines of the file) and 'test' (even lines); long: 60 questions on "
         "10 articles of 900-1,500 words, four answers with a hard distractor (field 'kind': "
         "literal, or inference with a paraphrased answer), split 'tune' (articles L01 L02 L04 "
         "L05 L07) and 'test' (L03 L06 L08 L09 L10)",

@@ -5,7 +5,11 @@ against a truth no model is guessing at: response length (longer, or closest to 
 bag-of-words (how many target words the text holds: every occurrence, or with `distinct` each
 listed word once, as D2PO's gold function counts), exact-match or numeric answers for math
 (the reference from an item_id -> answer file, or computed from the arithmetic in the question),
-or any user function given as `module:function`.
+or any user function given as `module:function`, or `evidence`: how many of an answer's own
+content words (those not already in the question) its seat's verified quotes hold, less one per
+fabricated quote, read from the protocol's quote check, never from tags in the text. `evidence`
+is a per-speech reward blind to which answer is right and to the other side's speech: a simple
+stand-in for "argues its case from the passage", not a debate verdict.
 
 What is scored: each option's own text, or the speeches of the seat that argued it (`text`:
 "auto" takes the speeches when the seat spoke, else the option text). That makes the same
@@ -29,6 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from arena_plugins.text import content_words
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from arena_core.interfaces import Judge
@@ -152,14 +157,33 @@ def final_answers(text: str) -> list[str]:
     return out
 
 
+def evidence_scores(view: JudgeView) -> list[float]:
+    """Per option: its own content words (less the question's) found in its seat's verified
+    quotes, minus one per fabricated quote of that seat."""
+    question = content_words(view.question)
+    out = []
+    for o in view.options:
+        turns = [t for t in view.transcript if o.seat is not None and t.seat == o.seat]
+        quoted: set[str] = set()
+        bad = 0
+        for t in turns:
+            if t.quotes is None:  # nobody checked this turn: tags in its text prove nothing
+                continue
+            for q in t.quotes.verified:
+                quoted |= content_words(q)
+            bad += len(t.quotes.invalid)
+        out.append(float(len((content_words(o.text) - question) & quoted) - bad))
+    return out
+
+
 # --- the judge ------------------------------------------------------------------------------------
 
 
 class GoldOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    task: Literal["length", "bag-of-words", "exact-match", "numeric", "function"] = Field(
-        description="what is scored"
+    task: Literal["length", "bag-of-words", "exact-match", "numeric", "function", "evidence"] = (
+        Field(description="what is scored")
     )
     text: TextSource = Field("auto", description="score the option text or its seat's speeches")
     temperature: float = Field(0.0, ge=0, description="0: best score wins; >0: softmax(score/T)")
@@ -261,8 +285,11 @@ class GoldJudge(Judge):
         return float(any(normalize(c) == normalize(ref) for c in final_answers(text)))
 
     async def decide(self, view: JudgeView) -> Decision:
-        texts = option_texts(view, self.opts.text)
-        scores = [self.score(view, o, t) for o, t in zip(view.options, texts, strict=True)]
+        if self.opts.task == "evidence":
+            scores = evidence_scores(view)
+        else:
+            texts = option_texts(view, self.opts.text)
+            scores = [self.score(view, o, t) for o, t in zip(view.options, texts, strict=True)]
         listing = ", ".join(f"{o.label}: {s:g}" for o, s in zip(view.options, scores, strict=True))
         return Decision(
             probs=to_probs(scores, self.opts.temperature),

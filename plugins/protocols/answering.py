@@ -45,6 +45,12 @@ class AnswerOptions(BaseModel):
     )
     max_words: int | None = Field(150, ge=1, description="longer answers are cut at this length")
     fuzzy: float = Field(0.9, gt=0, le=1.0, description="similarity a near-miss quote needs")
+    copied: int | None = Field(
+        None,
+        ge=3,
+        description="a run of this many words copied verbatim from the passage counts as a "
+        "verified quote without tags (for models that copy evidence but never tag it)",
+    )
     temperature: float = Field(1.0, ge=0, description="sampling temperature asked of agents")
 
 

@@ -45,6 +45,12 @@ class BranchedOptions(BaseModel):
     )
     max_words: int | None = Field(150, ge=1, description="longer speeches are cut at this length")
     fuzzy: float = Field(0.9, gt=0, le=1.0, description="similarity a near-miss quote needs")
+    copied: int | None = Field(
+        None,
+        ge=3,
+        description="a run of this many words copied verbatim from the passage counts as a "
+        "verified quote without tags (for models that copy evidence but never tag it)",
+    )
     branches: int = Field(2, ge=2, le=16, description="alternatives sampled at a branching speech")
     mode: Literal["full", "half", "single-random"] = Field(
         "full", description="which speeches branch (see the module docstring)"

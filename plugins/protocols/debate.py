@@ -38,6 +38,18 @@ class DebateOptions(BaseModel):
     )
     max_words: int | None = Field(150, ge=1, description="longer speeches are cut at this length")
     fuzzy: float = Field(0.9, gt=0, le=1.0, description="similarity a near-miss quote needs")
+    copied: int | None = Field(
+        None,
+        ge=3,
+        description="a run of this many words copied verbatim from the passage counts as a "
+        "verified quote without tags (for models that copy evidence but never tag it)",
+    )
+    temperature: float = Field(
+        0.0,
+        ge=0,
+        description="sampling temperature asked of speakers (0: greedy); with `repetitions`, "
+        "each repetition of a match samples anew (its seed differs)",
+    )
     scratchpad: bool = Field(
         False, description="a hidden note before each speech, seen by its author only"
     )
@@ -59,6 +71,7 @@ class QuoteRules(Structural):
 
     max_words: int | None
     fuzzy: float
+    copied: int | None
 
 
 def shown_for(match: Match, opts: QuoteRules) -> Callable[[str], tuple[str, dict[str, Any]]]:
@@ -66,7 +79,7 @@ def shown_for(match: Match, opts: QuoteRules) -> Callable[[str], tuple[str, dict
 
     def shown(text: str) -> tuple[str, dict[str, Any]]:
         cut, truncated = truncate_words(text, opts.max_words)
-        marked, meta = shown_speech(cut, match.item.context, fuzzy=opts.fuzzy)
+        marked, meta = shown_speech(cut, match.item.context, fuzzy=opts.fuzzy, copied=opts.copied)
         return marked, {**meta, "truncated": truncated}
 
     return shown
@@ -119,6 +132,7 @@ class Speakers:
             transcript=self.transcript(seat) if self.transcript else None,
         )
         sampling.setdefault("max_tokens", 2 * (words or 300))
+        sampling.setdefault("temperature", self.opts.temperature)
         return self.match.request(
             seat, obs, messages_for(obs, self.system(seat), self.name(seat)), **sampling
         )

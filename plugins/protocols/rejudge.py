@@ -32,6 +32,12 @@ class RejudgeOptions(BaseModel):
     )
     max_words: int | None = Field(None, ge=1, description="cut longer speeches at this length")
     fuzzy: float = Field(0.9, gt=0, le=1.0, description="similarity a near-miss quote needs")
+    copied: int | None = Field(
+        None,
+        ge=3,
+        description="a run of this many words copied verbatim from the passage counts as a "
+        "verified quote without tags (for models that copy evidence but never tag it)",
+    )
     missing_transcript: Literal["fail", "empty"] = Field(
         "fail",
         description="an item without a stored transcript: fail its match, or let the judge "
@@ -63,7 +69,10 @@ class Rejudge(Protocol):
                 f"finished debates (quality-debates, ledger)"
             )
         check = shown_for(
-            match, DebateOptions(max_words=self.opts.max_words, fuzzy=self.opts.fuzzy)
+            match,
+            DebateOptions(
+                max_words=self.opts.max_words, fuzzy=self.opts.fuzzy, copied=self.opts.copied
+            ),
         )
 
         def shown(text: str) -> tuple[str, dict[str, Any]]:

@@ -113,3 +113,35 @@ def test_gold_judges_conform() -> None:
     registry = get_registry()
     check_judge(registry.build("judge", "gold", {"task": "length"}))
     check_judge(registry.build("judge", "gold", {"task": "bag-of-words", "words": ["harbour"]}))
+
+
+def test_evidence_counts_own_answer_words_in_own_verified_quotes_only() -> None:
+    from arena_core.types import QuoteCheck
+
+    def turn(seat: str, verified: list[str], invalid: list[str] = [], checked: bool = True):  # noqa: B006
+        text = " ".join(f"<v_quote>{v}</v_quote>" for v in verified)
+        quotes = QuoteCheck(verified=verified, invalid=invalid) if checked else None
+        return TurnView(seat=seat, round=0, phase="speech", text=text, quotes=quotes)
+
+    v = view(
+        ["The brass gears seized", "The keeper broke the lamp"],
+        question="Why did the lamp fail?",
+    )
+    v = v.model_copy(
+        update={
+            "transcript": [
+                # A: "brass", "gear", "seiz" quoted; B's quotes mention gears but B argues the
+                # keeper: they count for nobody but B's own words ("keeper", "broke").
+                turn("A", ["the brass gears had seized"]),
+                turn("B", ["the keeper polished the gears"], invalid=["the keeper broke it"]),
+                # Tags typed into an unchecked turn prove nothing.
+                TurnView(seat="B", round=1, phase="speech", text="<v_quote>keeper broke</v_quote>"),
+            ]
+        }
+    )
+    registry = get_registry()
+    judge = registry.build("judge", "gold", {"task": "evidence"})
+    decision = asyncio.run(judge.decide(v))
+    # A: brass, gear, seiz = 3 ("lamp" is the question's); B: keeper = 1, less 1 fabrication.
+    assert decision.meta["scores"] == [3.0, 0.0]
+    assert decision.probs == [1.0, 0.0]

@@ -284,3 +284,25 @@ def test_tournament_ledger_keeps_scratchpads_questions_and_the_empty_baseline(
     assert len(empty) == 3 and all(not ledger.turns(m.id) for m in empty)
     assert all(ledger.verdict(m.id) is not None for m in empty)
     ledger.close()
+
+
+@pytest.mark.parametrize("name", ["debate", "consultancy", "double-consultancy"])
+def test_speech_temperature_and_copied_runs_reach_speakers_and_judge(name: str) -> None:
+    """`temperature` is what speakers are asked (greedy by default); with `copied`, a run copied
+    word for word from the passage reaches the judge as a verified quote, untagged."""
+
+    def copier(r: object, j: int) -> str:
+        return "Everyone knows a gull nest blocked the vent above it. <b>trust me</b>"
+
+    _, greedy, _ = play(name, {"speeches": 1})
+    assert all(r.temperature == 0.0 for a in greedy.values() for r in a.seen)
+    seats = get_registry().build("protocol", name, {}).seats
+    agents = {s: Recorder(copier) for s in seats}
+    _, agents, judge = play(name, {"speeches": 1, "temperature": 0.7, "copied": 5}, agents=agents)
+    assert all(r.temperature == 0.7 for a in agents.values() for r in a.seen)
+    for t in judge.views[-1].transcript:
+        assert t.quotes is not None
+        assert t.quotes.verified == ["A gull nest blocked the vent above"]
+        assert "<b>" not in t.text and "<v_quote>" in t.text
+    _, _, plain = play(name, {"speeches": 1})
+    assert all(t.quotes.verified == [] for t in plain.views[-1].transcript if t.quotes)

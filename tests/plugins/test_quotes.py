@@ -43,7 +43,14 @@ def test_fabrication_is_invalid() -> None:
     )
     assert "<v_quote>the lamp failed during the winter storm</v_quote>" in marked
     assert "<invalid_quote>Mara confessed to everything</invalid_quote>" in marked
-    assert stats == {"quotes": 2, "valid": 1, "valid_words": 7, "repaired": 0, "invalid": 1}
+    assert stats == {
+        "quotes": 2,
+        "valid": 1,
+        "valid_words": 7,
+        "repaired": 0,
+        "invalid": 1,
+        "copied": 0,
+    }
 
 
 def test_no_passage_means_no_quote_verifies() -> None:
@@ -94,3 +101,52 @@ def test_a_quote_inside_a_word_is_not_an_exact_match() -> None:
         "The owners had not been cured",
     )
     assert find_quote("eleven day", STORY) is None  # too short to repair, and not whole words
+
+
+def test_copied_runs_count_as_verified_quotes_without_tags() -> None:
+    from arena_plugins.text import check_quotes, copied_runs
+
+    speech = (
+        "As we know, in 1887 THE LAMP failed during the winter-storm, and <b>nobody knew why "
+        "the brass gears</b> stuck. Mara Voss kept ships."
+    )
+    runs = copied_runs(speech, PASSAGE, 5)
+    # The passage's own text comes back (case and punctuation of the passage), whole runs only;
+    # "Mara Voss kept" is three words of the passage, under k.
+    assert [r[2] for r in runs] == [
+        "In 1887 the lamp failed during the winter storm",
+        "Nobody knew why the brass gears",
+    ]
+    checked = check_quotes(speech, PASSAGE, copied=5)
+    assert checked.check.verified == [r[2] for r in runs]
+    assert checked.stats["copied"] == 2 and checked.stats["invalid"] == 0
+    # What the speaker typed around the runs is escaped; only the engine's tags remain.
+    assert "&lt;b&gt;" in checked.text and "<b>" not in checked.text
+    assert checked.text.count("<v_quote>") == 2
+    # Off by default, and tagged quotes are checked as before alongside copied runs.
+    assert check_quotes(speech, PASSAGE).check.verified == []
+    both = check_quotes(
+        "<quote>Mara Voss</quote> then the lamp failed during the winter", PASSAGE, copied=5
+    )
+    assert both.check.verified == ["Mara Voss", "the lamp failed during the winter"]
+    assert both.stats == {
+        "quotes": 2,
+        "valid": 2,
+        "valid_words": 8,
+        "repaired": 0,
+        "invalid": 0,
+        "copied": 1,
+    }
+
+
+def test_copied_runs_take_the_longest_match_and_never_forge() -> None:
+    from arena_plugins.text import copied_runs
+
+    passage = "the cat sat on the mat. the cat sat on the hat and then it slept."
+    # Two places start with the same five words; the longer continuation wins.
+    assert [r[2] for r in copied_runs("so the cat sat on the hat and then", passage, 5)] == [
+        "the cat sat on the hat and then"
+    ]
+    # Five words that are each in the passage, but never in this order: nothing.
+    assert copied_runs("mat the sat cat on hat", passage, 5) == []
+    assert copied_runs("", passage, 5) == [] and copied_runs("the cat sat", passage, 5) == []
