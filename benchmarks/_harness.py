@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,45 @@ def log(*parts: object) -> None:
     print(*parts, file=sys.stderr, flush=True)
 
 
+def machine_load() -> dict[str, Any]:
+    """The load this run shared the machine with (`uptime`'s averages), printed with every
+    figure: on a shared box a ratio is only comparable with one taken under similar load."""
+    import os
+
+    one, five, fifteen = os.getloadavg()
+    return {"loadavg": [round(one, 2), round(five, 2), round(fifteen, 2)], "cpus": os.cpu_count()}
+
+
+def compare(
+    measure: dict[str, Callable[[], float]], runs: int, *, baseline: str
+) -> dict[str, Any]:
+    """Run each measurement `runs` times, interleaved (a, b, a, b ...), and give every one's
+    median and range, and its ratio to `baseline` taken run by run (median and range).
+
+    Interleaving puts both sides of a ratio under the same load: a figure against a fixed
+    threshold flipped from pass to fail on this shared machine with no code change.
+    """
+    values: dict[str, list[float]] = {k: [] for k in measure}
+    for i in range(runs):
+        for name, fn in measure.items():
+            values[name].append(fn())
+            log(f"  run {i + 1}/{runs} {name}: {values[name][-1]:.4g}")
+    out: dict[str, Any] = {"runs": runs, "baseline": baseline}
+    for name, vals in values.items():
+        out[name] = {"median": _r(statistics.median(vals)), "range": [_r(min(vals)), _r(max(vals))]}
+        if name != baseline:
+            ratios = [v / b for v, b in zip(vals, values[baseline], strict=True)]
+            out[name]["vs_baseline"] = {
+                "median": round(statistics.median(ratios), 3),
+                "range": [round(min(ratios), 3), round(max(ratios), 3)],
+            }
+    return out
+
+
+def _r(x: float) -> float:
+    return float(f"{x:.4g}")
+
+
 def emit(result: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(result, separators=(", ", ": ")) + "\n")
     sys.stdout.flush()
@@ -95,7 +136,7 @@ def run_tournament(
         journal = ledger.engine.connect().exec_driver_sql("PRAGMA journal_mode").scalar()
         if str(journal).lower() != "wal":
             raise SystemExit(f"expected a WAL ledger, got journal_mode={journal}")
-        scheduled = len(tournament.rows)
+        scheduled = tournament.scheduled
         log(f"{cfg.name}: {scheduled} matches, concurrency {cfg.raw.tournament.concurrency}")
         profiler = None
         if profile_to:
