@@ -67,9 +67,7 @@ def machine_load() -> dict[str, Any]:
     return {"loadavg": [round(one, 2), round(five, 2), round(fifteen, 2)], "cpus": os.cpu_count()}
 
 
-def compare(
-    measure: dict[str, Callable[[], float]], runs: int, *, baseline: str
-) -> dict[str, Any]:
+def compare(measure: dict[str, Callable[[], float]], runs: int, *, baseline: str) -> dict[str, Any]:
     """Run each measurement `runs` times, interleaved (a, b, a, b ...), and give every one's
     median and range, and its ratio to `baseline` taken run by run (median and range).
 
@@ -85,12 +83,18 @@ def compare(
     for name, vals in values.items():
         out[name] = {"median": _r(statistics.median(vals)), "range": [_r(min(vals)), _r(max(vals))]}
         if name != baseline:
-            ratios = [v / b for v, b in zip(vals, values[baseline], strict=True)]
-            out[name]["vs_baseline"] = {
-                "median": round(statistics.median(ratios), 3),
-                "range": [round(min(ratios), 3), round(max(ratios), 3)],
-            }
+            out[name]["vs_baseline"] = ratio(vals, values[baseline])
+    out["values"] = values
     return out
+
+
+def ratio(top: list[float], bottom: list[float]) -> dict[str, Any]:
+    """top / bottom run by run (they were measured side by side): median and range."""
+    rs = [t / b for t, b in zip(top, bottom, strict=True)]
+    return {
+        "median": round(statistics.median(rs), 3),
+        "range": [round(min(rs), 3), round(max(rs), 3)],
+    }
 
 
 def _r(x: float) -> float:
@@ -161,6 +165,61 @@ def run_tournament(
         summary=summary,
         rated_players=rated,
     )
+
+
+def play_only(toml: str, concurrency: int | None = None) -> tuple[int, float]:
+    """(matches, seconds) of playing the tournament's matches with no ledger and no ratings:
+    the same engine calls (`Tournament.play_one`, `concurrency` at a time), results dropped.
+
+    The baseline a run with ledger and ratings is measured against: their ratio is what
+    persistence and rating cost on this machine, whatever its load.
+    """
+    from arena_core.config import load_config
+    from arena_core.engine import Tournament
+    from arena_core.ledger import Claimed
+    from arena_core.match import CallPolicy
+    from arena_core.plugins import get_registry
+
+    with tempfile.TemporaryDirectory(prefix="arena-bench-") as tmp:
+        cfg_path = Path(tmp) / "tournament.toml"
+        cfg_path.write_text(toml, encoding="utf-8")
+        registry = get_registry()
+        cfg = load_config(cfg_path, registry)
+        t = Tournament(cfg, registry, source=toml)
+        raw = cfg.raw.tournament
+        rows = [
+            Claimed(
+                id=r["id"],
+                tournament=r["tournament"],
+                protocol=r["protocol"],
+                item_id=r["item_id"],
+                item=r["item"],
+                item_key=r["item_id"],
+                seats=r["seats"],
+                assignment=r["assignment"],
+                variant=r["variant"],
+                repetition=r["repetition"],
+                order_key=r["order_key"],
+            )
+            for r in t.rows
+        ]
+        policy = CallPolicy(timeout=raw.timeout, retries=raw.retries, backoff=raw.backoff)
+        width = concurrency or raw.concurrency
+
+        async def play() -> None:
+            queue = iter(rows)
+
+            async def work() -> None:
+                for row in queue:
+                    result = await t.play_one(row, t.agents, t.judge, policy)
+                    if result.status != "done":
+                        raise RuntimeError(f"match {row.id} failed: {result.error}")
+
+            await asyncio.gather(*(work() for _ in range(width)))
+
+        t0 = time.perf_counter()
+        asyncio.run(play())
+        return len(rows), time.perf_counter() - t0
 
 
 def print_profile(path: str, top: int = 25) -> None:

@@ -131,8 +131,10 @@ def summarise(runs: list[dict], base: list[dict]) -> dict:
 
     def ratio(key: str) -> dict:
         rs = [r[key] / b[key] for r, b in zip(runs, base, strict=True)]
-        return {"median": round(statistics.median(rs), 2), "range": [round(min(rs), 2),
-                                                                     round(max(rs), 2)]}
+        return {
+            "median": round(statistics.median(rs), 2),
+            "range": [round(min(rs), 2), round(max(rs), 2)],
+        }
 
     return {
         "scheduled": runs[0]["scheduled"],
