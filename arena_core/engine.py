@@ -971,7 +971,7 @@ class Tournament:
             while True:
                 await asyncio.sleep(heartbeat_every)
                 try:
-                    await asyncio.to_thread(ledger.heartbeat, me)
+                    await asyncio.to_thread(ledger.heartbeat, me, cfg.name)
                     # Taking back is for claiming: once the claimer is finished nobody here
                     # would play what it freed, so it is left to a worker still claiming.
                     if claim and not claimer.finished:

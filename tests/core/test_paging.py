@@ -123,9 +123,7 @@ agent = "extractive"
 """
 
 
-def test_the_exclusive_path_pages_too_and_plays_the_same_matches(
-    write_config, tmp_path
-) -> None:
+def test_the_exclusive_path_pages_too_and_plays_the_same_matches(write_config, tmp_path) -> None:
     path = write_config(limit=12)
     paged, whole = f"sqlite:///{tmp_path / 'paged.db'}", f"sqlite:///{tmp_path / 'whole.db'}"
     summary = asyncio.run(_tournament(path).run(Ledger(paged), claim=False, page=PAGE))
