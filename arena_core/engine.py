@@ -835,7 +835,7 @@ class Tournament:
                 "(Postgres) ledger"
             )
         summary = RunSummary(tournament=cfg.name)
-        summary.scheduled = self.schedule(ledger) if schedule else len(self.rows)
+        summary.scheduled = self.schedule(ledger) if schedule else self.scheduled
         me = worker or default_worker()
         if claim:
             if retry_failed:

@@ -168,3 +168,15 @@ def test_ranks_agree_across_the_numpy_threshold() -> None:
     assert list(schedule._ranks(small)) == [
         sorted(range(1000), key=small.__getitem__).index(i) for i in range(1000)
     ]
+
+
+def test_a_run_that_does_not_schedule_never_lists_the_schedule(write_config, ledger_url) -> None:
+    """A worker joining a scheduled tournament (`schedule=False`) used to list every row just
+    to count them: a million dicts held for the whole run."""
+    path = write_config(limit=12)
+    ledger = Ledger(ledger_url)
+    _tournament(path).schedule(ledger)
+    t = _tournament(path)
+    summary = asyncio.run(t.run(ledger, schedule=False, page=PAGE))
+    assert summary.scheduled == summary.done == MATCHES
+    assert t._rows is None
