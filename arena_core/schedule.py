@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from arena_core.errors import UsageError
-from arena_core.ids import match_id, seed_for
+from arena_core.ids import canonical, match_id, match_id_of, seed_for
 from arena_core.interfaces import DatasetSource, Protocol
 from arena_core.types import Item
 
@@ -140,11 +140,17 @@ def iter_matches(
     """
     seats = protocol.seats
     tables = pairings(kind, players, len(seats), red)
+    seat_maps = [dict(zip(seats, combo, strict=True)) for combo in tables]  # shared by rows
+    by_combo = {combo: m for combo, m in zip(tables, seat_maps, strict=True)}
+    head = (canonical(tournament), canonical(protocol_name))
+    seats_json = {combo: canonical(m) for combo, m in by_combo.items()}
     digests = bytearray()
     keys = array("Q")
-    for item, _v, assignment, combo, rep in _slots(protocol, items, tables, repetitions):
-        seat_map = dict(zip(seats, combo, strict=True))
-        mid = match_id(tournament, protocol_name, seat_map, assignment, item.id, rep)
+    last: tuple[Item, int] | None = None
+    for item, v, assignment, combo, rep in _slots(protocol, items, tables, repetitions):
+        if last != (item, v):  # the item's and the variant's JSON, once per variant
+            last, tail = (item, v), (canonical(assignment), canonical(item.id))
+        mid = match_id_of(*head, seats_json[combo], tail[0], tail[1], str(rep))
         digests += bytes.fromhex(mid)
         keys.append(seed_for(seed, mid))
     n = len(keys)
@@ -152,19 +158,19 @@ def iter_matches(
     ranks = _ranks(keys)
     del keys
     snapshot: dict[str, Any] = {}
-    last: Item | None = None
+    current: Item | None = None
     for i, (item, v, assignment, combo, rep) in enumerate(
         _slots(protocol, items, tables, repetitions)
     ):
-        if item is not last:  # one snapshot per item, shared by its rows
-            last, snapshot = item, item.model_dump(mode="json")
+        if item is not current:  # one snapshot per item, shared by its rows
+            current, snapshot = item, item.model_dump(mode="json")
         yield {
             "id": digests[i * size : (i + 1) * size].hex(),
             "tournament": tournament,
             "protocol": protocol_name,
             "item_id": item.id,
             "item": snapshot,
-            "seats": dict(zip(seats, combo, strict=True)),
+            "seats": by_combo[combo],
             "assignment": assignment,
             "variant": v,
             "repetition": rep,

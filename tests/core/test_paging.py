@@ -180,3 +180,14 @@ def test_a_run_that_does_not_schedule_never_lists_the_schedule(write_config, led
     summary = asyncio.run(t.run(ledger, schedule=False, page=PAGE))
     assert summary.scheduled == summary.done == MATCHES
     assert t._rows is None
+
+
+def test_match_ids_from_serialised_parts_are_the_same_ids() -> None:
+    from arena_core.ids import canonical, match_id, match_id_of
+
+    rng = random.Random(5)
+    for _ in range(200):
+        seats = {s: rng.choice(["a", "b\u00e9", 'q"x', "z"]) for s in rng.sample("ABC", 2)}
+        assignment = {s: rng.randrange(4) for s in seats}
+        parts = ("t\u00fc", "debate", seats, assignment, f"item-{rng.randrange(99)}", 3)
+        assert match_id_of(*map(canonical, parts)) == match_id(*parts)  # type: ignore[arg-type]
