@@ -7,6 +7,11 @@ import hashlib
 import json
 
 
+def canonical(value: object) -> str:
+    """The JSON a match id is made of: sorted keys, no spaces."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def match_id(
     tournament: str,
     protocol: str,
@@ -15,11 +20,15 @@ def match_id(
     item_id: str,
     repetition: int,
 ) -> str:
-    key = json.dumps(
-        [tournament, protocol, seats, assignment, item_id, repetition],
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    parts = (tournament, protocol, seats, assignment, item_id, repetition)
+    return match_id_of(*map(canonical, parts))
+
+
+def match_id_of(*parts: str) -> str:
+    """`match_id` from its parts already in `canonical` JSON: a schedule of a million matches
+    serialises each seat map, answer assignment and item id once, not once per match. (A JSON
+    list is its items' JSON joined by commas in brackets, so the key is the same string.)"""
+    key = "[" + ",".join(parts) + "]"
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 

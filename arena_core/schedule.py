@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from arena_core.errors import UsageError
-from arena_core.ids import match_id, seed_for
+from arena_core.ids import canonical, match_id, match_id_of, seed_for
 from arena_core.interfaces import DatasetSource, Protocol
 from arena_core.types import Item
 
-__all__ = ["build_matches", "match_id", "pairings", "sample_items", "seed_for"]
+__all__ = [
+    "build_matches",
+    "count_matches",
+    "iter_matches",
+    "match_id",
+    "pairings",
+    "sample_items",
+    "seed_for",
+]
 
 
 def sample_items(
@@ -66,45 +75,135 @@ def pairings(
     return list(itertools.permutations(players, seats))
 
 
-def build_matches(
+def _slots(
+    protocol: Protocol, items: Iterable[Item], tables: Sequence[tuple[str, ...]], repetitions: int
+) -> Iterator[tuple[Item, int, dict[str, int], tuple[str, ...], int]]:
+    """(item, variant, assignment, players, repetition) of every match, in generation order."""
+    for item in items:
+        for v, assignment in enumerate(protocol.variants(item)):
+            for combo in tables:
+                for rep in range(repetitions):
+                    yield item, v, assignment, combo, rep
+
+
+def count_matches(
     *,
-    tournament: str,
-    protocol_name: str,
     protocol: Protocol,
     items: Iterable[Item],
     players: Sequence[str],
     kind: str,
     red: str | None,
     repetitions: int,
+) -> int:
+    """How many matches `iter_matches` gives, by arithmetic (no row is built)."""
+    tables = pairings(kind, players, len(protocol.seats), red)
+    return sum(len(protocol.variants(item)) for item in items) * len(tables) * repetitions
+
+
+def _ranks(keys: array[int]) -> Sequence[int]:
+    """Each key's position in stable sorted order. numpy past 50k keys: a Python sort of a
+    million holds ~70 MB of int objects where numpy's holds 16 MB; below that, Python's sort
+    spares a small run the import (12 MB)."""
+    n = len(keys)
+    if n < 50_000:
+        ranks = array("q", bytes(8 * n))
+        for rank, i in enumerate(sorted(range(n), key=keys.__getitem__)):
+            ranks[i] = rank
+        return ranks
+    import numpy as np
+
+    out = np.empty(n, dtype=np.int64)
+    out[np.argsort(np.frombuffer(keys, dtype=np.uint64), kind="stable")] = np.arange(n)
+    return out
+
+
+def iter_matches(
+    *,
+    tournament: str,
+    protocol_name: str,
+    protocol: Protocol,
+    items: Sequence[Item],
+    players: Sequence[str],
+    kind: str,
+    red: str | None,
+    repetitions: int,
     seed: int,
-) -> list[dict[str, Any]]:
-    """Match rows (status pending), in a seeded interleaved order."""
+) -> Iterator[dict[str, Any]]:
+    """Match rows (status pending) with their `order_key`, in generation order, built lazily.
+
+    `order_key` is each match's rank in the seeded interleaved order (`build_matches` gives the
+    rows sorted by it). Finding ranks needs every match's sort key, but not its row: a first
+    pass keeps only the 12-byte id digest and the 8-byte key of each match (20 MB for a million
+    matches, where the rows as dicts took over 2 GB), numpy ranks the keys, and a second pass
+    builds each row as it is consumed. Ties keep generation order (a stable sort), as `sorted`
+    did before.
+    """
     seats = protocol.seats
     tables = pairings(kind, players, len(seats), red)
-    rows: list[dict[str, Any]] = []
-    for item in items:
-        snapshot = item.model_dump(mode="json")
-        for v, assignment in enumerate(protocol.variants(item)):
-            for combo in tables:
-                seat_map = dict(zip(seats, combo, strict=True))
-                for rep in range(repetitions):
-                    rows.append(
-                        {
-                            "id": match_id(
-                                tournament, protocol_name, seat_map, assignment, item.id, rep
-                            ),
-                            "tournament": tournament,
-                            "protocol": protocol_name,
-                            "item_id": item.id,
-                            "item": snapshot,
-                            "seats": seat_map,
-                            "assignment": assignment,
-                            "variant": v,
-                            "repetition": rep,
-                        }
-                    )
-    # Interleave so early results touch every player; the order itself is part of the seed.
-    order = sorted(rows, key=lambda r: seed_for(seed, r["id"]))
-    for i, row in enumerate(order):
-        row["order_key"] = i
-    return order
+    seat_maps = [dict(zip(seats, combo, strict=True)) for combo in tables]  # shared by rows
+    by_combo = {combo: m for combo, m in zip(tables, seat_maps, strict=True)}
+    head = (canonical(tournament), canonical(protocol_name))
+    seats_json = {combo: canonical(m) for combo, m in by_combo.items()}
+    digests = bytearray()
+    keys = array("Q")
+    last: tuple[Item, int] | None = None
+    for item, v, assignment, combo, rep in _slots(protocol, items, tables, repetitions):
+        if last != (item, v):  # the item's and the variant's JSON, once per variant
+            last, tail = (item, v), (canonical(assignment), canonical(item.id))
+        mid = match_id_of(*head, seats_json[combo], tail[0], tail[1], str(rep))
+        digests += bytes.fromhex(mid)
+        keys.append(seed_for(seed, mid))
+    n = len(keys)
+    size = len(digests) // max(1, n)
+    ranks = _ranks(keys)
+    del keys
+    snapshot: dict[str, Any] = {}
+    current: Item | None = None
+    for i, (item, v, assignment, combo, rep) in enumerate(
+        _slots(protocol, items, tables, repetitions)
+    ):
+        if item is not current:  # one snapshot per item, shared by its rows
+            current, snapshot = item, item.model_dump(mode="json")
+        yield {
+            "id": digests[i * size : (i + 1) * size].hex(),
+            "tournament": tournament,
+            "protocol": protocol_name,
+            "item_id": item.id,
+            "item": snapshot,
+            "seats": by_combo[combo],
+            "assignment": assignment,
+            "variant": v,
+            "repetition": rep,
+            "order_key": int(ranks[i]),
+        }
+
+
+def build_matches(
+    *,
+    tournament: str,
+    protocol_name: str,
+    protocol: Protocol,
+    items: Sequence[Item],
+    players: Sequence[str],
+    kind: str,
+    red: str | None,
+    repetitions: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Every match row in schedule order, as a list (small tournaments, tests, SLURM slices);
+    the engine streams `iter_matches` instead."""
+    rows = list(
+        iter_matches(
+            tournament=tournament,
+            protocol_name=protocol_name,
+            protocol=protocol,
+            items=items,
+            players=players,
+            kind=kind,
+            red=red,
+            repetitions=repetitions,
+            seed=seed,
+        )
+    )
+    rows.sort(key=lambda r: r["order_key"])
+    return rows

@@ -34,7 +34,7 @@ def play(toml: str, ledger: Any, tmp: str | Path) -> float:
     registry = get_registry()
     cfg = load_config(path, registry)
     tournament = Tournament(cfg, registry, source=toml)
-    log(f"{cfg.name}: {len(tournament.rows)} matches")
+    log(f"{cfg.name}: {tournament.scheduled} matches")
     t0 = time.perf_counter()
     summary = asyncio.run(tournament.run(ledger))
     wall = time.perf_counter() - t0

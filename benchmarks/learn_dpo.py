@@ -14,7 +14,8 @@ imports included):
   LoraConfig, `train()`, `save_model()`.
 Both use the same hyperparameters and `--threads` torch threads (1 by default: on a small
 shared machine OpenMP threads that spin while other processes hold the cores measure the
-scheduler, not the code). The figure is median(arena) / median(trl). Target: <= 1.10.
+scheduler, not the code). The figure is arena / trl run by run (each pair interleaved), median
+and range over `--runs`, with the machine load; target <= 1.10, printed, not asserted.
 For information, `arena learn` with its default before/after evaluation on the training pairs
 (two more passes over the data) is timed once.
 
@@ -35,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import emit, log
+from _harness import emit, log, machine_load, ratio
 
 TARGET = 1.10
 
@@ -212,10 +213,12 @@ def main() -> None:
             run = s.get(LearnerRun, 1)
             steps = run.metrics.get("steps_trained") if run else None
         ledger.close()
-    ratio = statistics.median(arena_s) / statistics.median(trl_s)
+    paired = ratio(arena_s, trl_s)  # each arena run over the TRL run beside it
     emit(
         {
             "benchmark": "learn_dpo",
+            "load": machine_load(),
+            "runs": a.runs,
             "pairs": n,
             "steps": steps,
             "threads": a.threads,
@@ -223,11 +226,11 @@ def main() -> None:
             "trl_s": round(statistics.median(trl_s), 3),
             "arena_runs": [round(x, 3) for x in arena_s],
             "trl_runs": [round(x, 3) for x in trl_s],
-            "ratio": round(ratio, 3),
+            "ratio": paired["median"],
+            "ratio_range": paired["range"],
             "arena_with_eval_s": round(with_eval, 3),
             "ratio_with_eval": round(with_eval / statistics.median(trl_s), 3),
-            "target": TARGET,
-            "pass": ratio <= TARGET,
+            "target": TARGET,  # for reading: the ratio is the figure, not a pass/fail
         }
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from html import escape, unescape
@@ -83,9 +84,68 @@ def _normalise(text: str) -> tuple[str, list[int]]:
     return "".join(out), index
 
 
-@lru_cache(maxsize=64)
-def _normalised_passage(passage: str) -> tuple[str, list[int], list[int], list[int]]:
+# Past this length a passage is normalised with numpy: the character loop above took 3.4 ms for
+# a 5k-word passage, paid again for each passage the cache had dropped (a shuffled dataset of
+# long passages paid it on nearly every match). Quotes and short passages keep the loop.
+VECTOR_FROM = 2000
+
+
+def _normalise_vector(text: str) -> tuple[str, Sequence[int], Sequence[int], Sequence[int]] | None:
+    """`_normalised_passage`'s work in whole-array steps (about 0.2 ms for 5k words, where the
+    loop took 3.4 ms); None where it cannot promise the loop's exact result (a lowercase that
+    changes length, or a capital sigma, whose lowercase depends on its neighbours)."""
+    import numpy as np
+
+    low = text.lower()
+    if len(low) != len(text) or "\u03a3" in text:
+        return None
+    if low.isascii():  # the common case: bytes.translate marks separators in C
+        codes = np.frombuffer(low.encode("ascii").translate(_ascii_table()), dtype=np.uint8)
+        alnum = codes != 32
+    else:
+        codes = np.frombuffer(low.encode("utf-32-le"), dtype=np.uint32)
+        ascii_ = codes < 128
+        alnum = np.zeros(len(codes), dtype=bool)
+        alnum[ascii_] = np.frombuffer(_ascii_table(), dtype=np.uint8)[codes[ascii_]] != 32
+        wide = codes[~ascii_].tolist()  # few distinct characters: ask Python about each once
+        verdict = {c: chr(c).isalnum() for c in set(wide)}
+        alnum[~ascii_] = [verdict[c] for c in wide]
+        codes = np.where(alnum, codes, 32).astype(np.uint32)
+    # Keep every alphanumeric and the first separator after each run; drop a trailing one.
+    keep = alnum.copy()
+    keep[1:] |= alnum[:-1]
+    index = np.flatnonzero(keep).astype(np.int32)
+    out = codes[keep]
+    if out.size and out[-1] == 32:
+        index, out = index[:-1], out[:-1]
+    norm = out.tobytes().decode("ascii" if out.dtype == np.uint8 else "utf-32-le")
+    word = out != 32
+    edges = np.flatnonzero(word[1:] != word[:-1]) + 1  # where words start and end, inside
+    if word.size and word[0]:
+        edges = np.concatenate(([0], edges))
+    if word.size and word[-1]:
+        edges = np.concatenate((edges, [word.size]))
+    return norm, index, edges[0::2], edges[1::2]
+
+
+_TABLE: list[bytes] = []
+
+
+def _ascii_table() -> bytes:
+    """bytes.translate table: each ASCII alphanumeric to itself, anything else to a space."""
+    if not _TABLE:
+        _TABLE.append(bytes(c if chr(c).isalnum() and c < 128 else 32 for c in range(256)))
+    return _TABLE[0]
+
+
+@lru_cache(maxsize=128)
+def _normalised_passage(
+    passage: str,
+) -> tuple[str, Sequence[int], Sequence[int], Sequence[int]]:
     """The normalised passage, its index map, and the start and end of each of its words."""
+    done = _normalise_vector(passage) if len(passage) >= VECTOR_FROM else None
+    if done is not None:
+        return done
     norm, index = _normalise(passage)
     starts, ends = [], []
     for m in re.finditer(r"\S+", norm):
@@ -144,7 +204,7 @@ def find_quote(quote: str, passage: str, *, fuzzy: float = 0.9) -> tuple[str, st
     pos = _bounded(norm_q, norm_p)
     if pos >= 0:
         return "normalised", passage[index[pos] : index[pos + len(norm_q) - 1] + 1]
-    if fuzzy >= 1.0 or len(norm_q) < 12 or not starts:
+    if fuzzy >= 1.0 or len(norm_q) < 12 or not len(starts):
         return None
     # rapidfuzz finds the best-aligned window of the passage in C++; difflib did the same job
     # 50x slower and dominated the default tournament's run time.

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import socket
 import warnings
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -367,12 +369,52 @@ def load_items(conn: Connection, keys: Iterable[str]) -> dict[str, dict[str, Any
     return out
 
 
-def hydrate_items(conn: Connection, rows: Sequence[MatchRow]) -> None:
-    """Fill `item` of match rows built outside the ORM's load (claims read with Core)."""
-    todo = [r for r in rows if r.item_key is not None and not r.item]
-    found = load_items(conn, (r.item_key for r in todo if r.item_key))
-    for r in todo:
-        set_committed_value(r, "item", found.get(r.item_key or ""))
+@dataclass(slots=True)
+class Claimed:
+    """A match to play, as the engine queues it: the columns a play and its write need, with
+    the item dict shared by every row of that item (the process-wide item cache).
+
+    A plain slotted object rather than a `MatchRow`: the ORM's constructor costs ~0.1 ms a row
+    and keeps per-object state, which at a page of thousands of rows is most of the run's
+    bookkeeping. `to_row()` gives the full MatchRow when a plugin hook wants one.
+    """
+
+    id: str
+    tournament: str
+    protocol: str
+    item_id: str
+    item: dict[str, Any] | None
+    item_key: str | None
+    seats: dict[str, str]
+    assignment: dict[str, int]
+    variant: int = 0
+    repetition: int = 0
+    order_key: int = 0
+    status: str = PENDING
+    attempts: int = 0
+    worker: str | None = None
+    claimed_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    created_at: datetime | None = None
+
+    def to_row(self) -> MatchRow:
+        return MatchRow(**{f: getattr(self, f) for f in self.__dataclass_fields__})
+
+
+_CLAIMED_FIELDS = tuple(Claimed.__dataclass_fields__)
+
+
+def claimed_rows(conn: Connection, result: Iterable[Any]) -> list[Claimed]:
+    """`Claimed` rows from a Core result over the match table's columns, items filled in."""
+    rows = []
+    for r in result:
+        m = r._mapping
+        rows.append(Claimed(*(m[f] for f in _CLAIMED_FIELDS)))
+    found = load_items(conn, {r.item_key for r in rows if r.item_key is not None and not r.item})
+    for r in rows:
+        if r.item_key is not None and not r.item:
+            r.item = found.get(r.item_key)
+    return rows
 
 
 @event.listens_for(MatchRow, "load")
@@ -523,26 +565,71 @@ class Ledger:
 
     # --- matches --------------------------------------------------------------------------------
 
-    def add_matches(self, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert pending matches, skipping ids already present. Returns how many were new."""
-        if not rows:
-            return 0
+    def add_matches(self, rows: Iterable[dict[str, Any]], *, chunk: int = 5000) -> int:
+        """Insert pending matches, skipping ids already present. Returns how many were new.
+
+        `rows` may be a generator (`schedule.iter_matches`): it is consumed `chunk` rows at a
+        time, so a million-match schedule never sits in memory, and written in one transaction,
+        so a worker never sees half a schedule.
+        """
         table = MatchRow.__table__
+        added = 0
+        it = iter(rows)
         with self.engine.begin() as conn:
-            existing = set()
-            ids = [r["id"] for r in rows]
+            while batch := list(itertools.islice(it, chunk)):
+                existing: set[str] = set()
+                ids = [r["id"] for r in batch]
+                for i in range(0, len(ids), 500):
+                    existing.update(
+                        conn.execute(
+                            select(table.c.id).where(table.c.id.in_(ids[i : i + 500]))
+                        ).scalars()
+                    )
+                new, items = split_items([r for r in batch if r["id"] not in existing])
+                if new:
+                    insert_items(conn, items)
+                    # Several processes may schedule the same tournament at once: a row another
+                    # one inserted meanwhile is skipped, not an error.
+                    if conn.dialect.name == "sqlite":
+                        _insert_matches_sqlite(conn, new)
+                    else:
+                        conn.execute(_insert(conn, table).on_conflict_do_nothing(), new)
+                added += len(new)
+        return added
+
+    def statuses(self, ids: Sequence[str]) -> dict[str, str]:
+        """id -> status of those of `ids` stored (a dry run's plan, a chunk at a time)."""
+        mt = MatchRow.__table__
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
             for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                existing.update(
-                    conn.execute(select(table.c.id).where(table.c.id.in_(chunk))).scalars()
-                )
-            new, items = split_items([r for r in rows if r["id"] not in existing])
-            if new:
-                insert_items(conn, items)
-                # Several processes may schedule the same tournament at once: a row another one
-                # inserted meanwhile is skipped, not an error.
-                conn.execute(_insert(conn, table).on_conflict_do_nothing(), new)
-        return len(new)
+                q = select(mt.c.id, mt.c.status).where(mt.c.id.in_(ids[i : i + 500]))
+                out.update({k: v for k, v in conn.execute(q)})
+        return out
+
+    def pending_page(
+        self,
+        tournament: str,
+        limit: int,
+        *,
+        after: tuple[int, str] | None = None,
+        retry_failed: bool = False,
+    ) -> list[Claimed]:
+        """The next `limit` pending (and failed) matches after `after` = (order_key, id), in
+        schedule order: the exclusive run pages through its work instead of loading it all.
+
+        Keyset on (order_key, id), not an offset: rows written meanwhile leave `pending`
+        without shifting the pages, and order keys of a schedule extended later may repeat.
+        """
+        mt = MatchRow.__table__
+        statuses = [PENDING, FAILED] if retry_failed else [PENDING]
+        q = select(*mt.c).where(mt.c.tournament == tournament, mt.c.status.in_(statuses))
+        if after is not None:
+            key, mid = after
+            q = q.where((mt.c.order_key > key) | ((mt.c.order_key == key) & (mt.c.id > mid)))
+        q = q.order_by(mt.c.order_key, mt.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            return claimed_rows(conn, conn.execute(q))
 
     def pending(self, tournament: str, *, retry_failed: bool = False) -> list[MatchRow]:
         statuses = [PENDING, FAILED] if retry_failed else [PENDING]
@@ -678,13 +765,14 @@ class Ledger:
         workers on machines with skewed clocks agree on what is stale."""
         return func.now() if self.shared else now()
 
-    def claim(self, tournament: str, worker: str, limit: int) -> list[MatchRow]:
+    def claim(self, tournament: str, worker: str, limit: int) -> list[Claimed]:
         """Mark up to `limit` pending matches `running` under `worker` and return them.
 
         Postgres: `SELECT ... FOR UPDATE SKIP LOCKED` in a materialised CTE, so concurrent
         claimers skip each other's rows instead of queueing on them, and each row is claimed
         once. SQLite: one UPDATE statement holds the database's write lock, which serialises
-        claimers the same way.
+        claimers the same way. Rows come back as `Claimed` (plain slots, the item shared by
+        every row of it), not ORM objects: building a MatchRow costs about 0.1 ms.
         """
         mt = MatchRow.__table__
         clock = self.db_now()
@@ -707,9 +795,8 @@ class Ledger:
             stmt = mt.update().where(mt.c.id.in_(pick.scalar_subquery()))
         stmt = stmt.values(**values).returning(*mt.c)
         with self.engine.begin() as conn:
-            rows = [MatchRow(**dict(r._mapping)) for r in conn.execute(stmt)]
-            hydrate_items(conn, rows)
-        rows.sort(key=lambda r: r.order_key)
+            rows = claimed_rows(conn, conn.execute(stmt))
+        rows.sort(key=lambda r: (r.order_key, r.id))
         return rows
 
     def claim_all(
@@ -719,12 +806,12 @@ class Ledger:
         *,
         ids: Collection[str] | None = None,
         limit: int | None = None,
-    ) -> list[MatchRow]:
+    ) -> list[Claimed]:
         """Claim every pending match of the tournament for one process, in schedule order
         (only those of `ids`, and at most `limit`, when given: `arena run --items/--limit`).
 
-        One UPDATE, then the rows loaded through the ORM (building thousands of rows from
-        `claim`'s RETURNING costs about 1 ms each in SQLModel's constructor).
+        One UPDATE, then the rows read back with Core. The engine pages through big runs with
+        `claim` instead; this is for an explicit set of ids (`--items`), held in memory anyway.
         """
         mt = MatchRow.__table__
         clock = self.db_now()
@@ -749,18 +836,12 @@ class Ledger:
                         left -= done
                         if left <= 0:
                             break
-        with self.session() as s:
-            return list(
-                s.exec(
-                    select(MatchRow)
-                    .where(
-                        MatchRow.tournament == tournament,
-                        MatchRow.status == RUNNING,
-                        MatchRow.worker == worker,
-                    )
-                    .order_by(MatchRow.order_key)
-                )
+            q = (
+                select(*mt.c)
+                .where(mt.c.tournament == tournament, mt.c.status == RUNNING, mt.c.worker == worker)
+                .order_by(mt.c.order_key, mt.c.id)
             )
+            return claimed_rows(conn, conn.execute(q))
 
     def _update_unlocked(self, conds: list[Any], values: dict[str, Any]) -> int:
         """UPDATE the matches meeting `conds`, skipping rows another transaction has locked.
@@ -785,12 +866,15 @@ class Ledger:
             res = conn.execute(stmt.values(**values))
         return int(res.rowcount or 0)
 
-    def heartbeat(self, worker: str) -> int:
-        """Refresh every claim of `worker`; returns how many it still holds."""
+    def heartbeat(self, worker: str, tournament: str | None = None) -> int:
+        """Refresh every claim of `worker` (in `tournament`, when given); returns how many it
+        still holds. Naming the tournament lets the claim index find the rows: without it
+        every heartbeat scanned the whole match table (a second a beat at a million rows)."""
         mt = MatchRow.__table__
-        return self._update_unlocked(
-            [mt.c.worker == worker, mt.c.status == RUNNING], {"heartbeat_at": self.db_now()}
-        )
+        conds = [mt.c.worker == worker, mt.c.status == RUNNING]
+        if tournament is not None:
+            conds.append(mt.c.tournament == tournament)
+        return self._update_unlocked(conds, {"heartbeat_at": self.db_now()})
 
     def take_back(
         self, tournament: str | None, stale_after: float, *, keep: str | None = None
@@ -907,6 +991,46 @@ def _pid_alive(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+_JSON_COLUMNS = frozenset({"item", "seats", "assignment"})
+
+
+def _insert_matches_sqlite(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert pending match rows on SQLite through the driver, written as SQLAlchemy would.
+
+    Scheduling a million matches through Core spent most of its time per row in parameter
+    processing (a `json.dumps` per JSON column, a datetime conversion, a default per column).
+    Here JSON is serialised once per distinct object (rows share seat maps, assignments and the
+    `None` of a stored item) with the JSON type's own serialiser, the creation time once per
+    group in SQLAlchemy's SQLite datetime format, and the other defaults are the model's.
+    """
+    table = MatchRow.__table__
+    cols = [c.name for c in table.columns]
+    stamp = now().strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DATETIME text
+    defaults: dict[str, Any] = {
+        c.name: c.default.arg
+        for c in table.columns
+        if c.default is not None and not callable(c.default.arg)
+    }
+    defaults["created_at"] = stamp
+    memo: dict[int, str] = {}
+
+    def text_of(value: Any) -> str:
+        key = id(value)
+        if key not in memo:
+            memo[key] = json.dumps(value)
+        return memo[key]
+
+    values = [
+        tuple(text_of(r.get(c)) if c in _JSON_COLUMNS else r.get(c, defaults.get(c)) for c in cols)
+        for r in rows
+    ]
+    names = ", ".join(f'"{c}"' for c in cols)
+    marks = ", ".join("?" for _ in cols)
+    conn.exec_driver_sql(
+        f'INSERT INTO "match" ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING', values
+    )
 
 
 def _insert(conn: Connection, table: Table) -> Any:

@@ -51,8 +51,8 @@ class MatchRow(SQLModel, table=True):
     protocol: str
     item_id: str
     # The item is stored once in `item` (by content hash) and referenced here; a row read through
-    # the ORM or `Ledger` gets `item` filled from it (see store.hydrate_items), so `show` and
-    # exports need no dataset. Ledgers before revision 0003 kept a copy in `item` itself.
+    # the ORM or `Ledger` gets `item` filled from it (store._fill_item, store.claimed_rows), so
+    # `show` and exports need no dataset. Ledgers before revision 0003 kept a copy in `item` itself.
     item: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     item_key: str | None = None
     seats: dict[str, str] = Field(sa_column=Column(JSON))  # seat -> player
