@@ -191,7 +191,7 @@ def test_smol_loop_trains_a_player_whose_parent_is_smollm2(smol_dir: Path, tmp_p
         **{
             '"models/smollm2"': json.dumps(str(smol_dir)),
             '"models/smol-iterative-dpo"': json.dumps(str(tmp_path / "ckpt")),
-            'split = "train"': 'limit = 2\nsplit = "train"',
+            'split = "train"': 'limit = 4\nsplit = "train"',
             'split = "test"': 'limit = 1\nsplit = "test"',
             "repetitions = 2       # each": "repetitions = 1       # each",
             "repetitions = 2       # sampled": "repetitions = 1       # sampled",
