@@ -24,8 +24,8 @@ Why not TRL's RLOOTrainer: its reward weights are fixed per run (lambda would be
 callback into private state), the UCB term needs the batch's and the buffer's cost statistics,
 its reward clipping comes before the KL term (HC-RLHF clips after), and its reference is
 reloaded from the config name without PEFT. The loop is twenty lines of torch. PPO-Lagrangian
-(reward and cost critics, GAE) is not offered: trl 1.16 has no PPOTrainer (removed in 1.13) and
-no value-head critics, so it would be a hand-written PPO, not TRL's pieces.
+(reward and cost critics, GAE) is not offered: trl 1.16 has no PPOTrainer and no value-head
+models (deleted in huggingface/trl#7020), so it would be a hand-written PPO, not TRL's pieces.
 """
 
 from __future__ import annotations
