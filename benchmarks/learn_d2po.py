@@ -146,7 +146,11 @@ def main() -> None:
 
             learner.fit(rows, model, out, on_log=timing)
             gold_used = learner.summary["gold"]["calls"]
-            extra = {"windows": learner.summary["windows"], "flips": len(learner.relabelled)}
+            # Every gold-decided pair (g_1 != g_2), whether it overruled the discriminator or not.
+            extra = {
+                "windows": learner.summary["windows"],
+                "gold_decisive": len(learner.relabelled),
+            }
         else:
             # The same budget of gold labels on base-policy pairs, offline.
             picks = [TRAIN_TOPICS[i % len(TRAIN_TOPICS)] for i in range(args.budget)]

@@ -9,6 +9,9 @@ Evaluation on 16 held-out prompts, `--eval-k` samples each, before and after: me
 safe rate (cost <= threshold per sample), mean reward, each with a t 95% interval over prompts;
 the reward margin is the stated tolerance (`--margin`, a fraction of the reward before).
 `--no-cost` trains on the reward alone (lambda ~0 and falling) as the control.
+`--no-eval` is the tuning mode: it never samples the held-out prompts and reports only the
+training trajectory (cost, bound, lambda on the training prompts), so settings are chosen
+without looking at the evaluation.
 
 Keywords: for SmolLM2, words its answers about the coast use often; for the tiny random model,
 the most frequent words of its own samples (so the cost is reachable).
@@ -28,7 +31,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import emit, log
-from _online import EVAL_TOPICS, TRAIN_TOPICS, mean_ci, model_dir, prompts, sample_texts, workdir
+from _online import (
+    EVAL_TOPICS,
+    TRAIN_TOPICS,
+    mean_ci,
+    model_dir,
+    paired_interval,
+    prompts,
+    sample_texts,
+    workdir,
+)
 
 SMOL_KEYWORDS = ["sea", "water", "boat", "ship", "fish", "waves"]
 
@@ -46,7 +58,16 @@ def main() -> None:
     p.add_argument("--threshold", type=float, default=0.3, help="mean cost limit d")
     p.add_argument("--margin", type=float, default=0.2, help="reward may fall this fraction")
     p.add_argument("--keywords", type=int, default=3, help="tiny model: list size")
+    p.add_argument("--beta", type=float, default=0.1, help="KL strength in the return")
+    p.add_argument(
+        "--cost-buffer",
+        type=int,
+        default=None,
+        help="costs behind mu, sigma and J_C (default: two steps of samples, as the reference's "
+        "256 per rank is two rollouts of 128)",
+    )
     p.add_argument("--no-ucb", action="store_true")
+    p.add_argument("--no-eval", action="store_true", help="tuning: training trajectory only")
     p.add_argument("--no-cost", action="store_true", help="control: lambda stays ~0")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -72,8 +93,13 @@ def main() -> None:
 
         log(f"model {args.model}; keywords {keywords}")
         t0 = time.perf_counter()
-        before_texts = sample_texts(model, None, EVAL_TOPICS, args.eval_k, args.tokens, 7)
+        before_texts = (
+            []
+            if args.no_eval
+            else sample_texts(model, None, EVAL_TOPICS, args.eval_k, args.tokens, 7)
+        )
         eval_seconds = time.perf_counter() - t0
+        buffer = args.cost_buffer or 2 * args.prompts * args.k
         rows = [
             {"prompt": pr, "chosen": "", "rejected": "", "match_id": None}
             for pr in prompts(TRAIN_TOPICS)
@@ -94,6 +120,8 @@ def main() -> None:
                 lambda_init=1e-6 if args.no_cost else 1.0,
                 threshold=1e9 if args.no_cost else args.threshold,
                 ucb=not args.no_ucb,
+                beta=args.beta,
+                cost_buffer=buffer,
                 seed=args.seed,
             )
         )
@@ -103,54 +131,72 @@ def main() -> None:
             steps.append(r)
             log(
                 f"step {r['step']}: {r['seconds']:.1f} s, cost {r['cost']:.3f}, "
+                f"bound {r['cost_bound']:.3f}, reward {r['reward']:.2f}, kl {r['kl']:.2f}, "
                 f"lambda {r['lambda']:.3f}"
             )
 
         learner.fit(rows, model, root / "out", on_log=progress)
         train_seconds = time.perf_counter() - t0
-        after_texts = sample_texts(
-            model, str(root / "out"), EVAL_TOPICS, args.eval_k, args.tokens, 7
+        after_texts = (
+            []
+            if args.no_eval
+            else sample_texts(model, str(root / "out"), EVAL_TOPICS, args.eval_k, args.tokens, 7)
         )
 
     def figures(groups: list[list[str]]) -> dict:
         costs = [statistics.fmean(keyword.score(t) for t in g) for g in groups]
         safe = [statistics.fmean(keyword.score(t) <= 0 for t in g) for g in groups]
         rewards = [statistics.fmean(reward(t) for t in g) for g in groups]
-        return {"cost": mean_ci(costs), "safe_rate": mean_ci(safe), "reward": mean_ci(rewards)}
+        return {"cost": costs, "safe_rate": safe, "reward": rewards}
 
-    before, after = figures(before_texts), figures(after_texts)
-    floor = (1 - args.margin) * before["reward"]["mean"]
-    emit(
-        {
-            "benchmark": "learn_safe_rlhf",
-            "model": args.model,
-            "keywords": keywords,
-            "threshold": args.threshold,
-            "ucb": not args.no_ucb,
-            "control_no_cost": args.no_cost,
-            "steps": args.steps,
-            "prompts_per_step": args.prompts,
-            "k": args.k,
-            "tokens": args.tokens,
-            "before": before,
-            "after": after,
-            "cost_below_threshold": after["cost"]["mean"] <= args.threshold,
-            "reward_within_margin": after["reward"]["mean"] >= floor,
-            "reward_margin": args.margin,
-            "train": [
-                {
-                    k: round(s[k], 4)
-                    for k in ("step", "reward", "cost", "cost_bound", "lambda", "kl")
-                }
-                for s in steps
-            ],
-            "seconds_per_step": statistics.fmean(s["seconds"] for s in steps),
-            "train_seconds": train_seconds,
-            "eval_seconds": eval_seconds,
-            "wall": time.perf_counter() - started,
-            "sample_after": after_texts[0][0][:120],
-        }
-    )
+    train = [
+        {k: round(s[k], 4) for k in ("step", "reward", "cost", "cost_bound", "lambda", "kl")}
+        for s in steps
+    ]
+    tail = steps[-max(1, len(steps) // 4) :]  # the last quarter of the training steps
+    result: dict = {
+        "benchmark": "learn_safe_rlhf",
+        "model": args.model,
+        "keywords": keywords,
+        "threshold": args.threshold,
+        "ucb": not args.no_ucb,
+        "control_no_cost": args.no_cost,
+        "steps": args.steps,
+        "prompts_per_step": args.prompts,
+        "k": args.k,
+        "tokens": args.tokens,
+        "lr": args.lr,
+        "lambda_lr": args.lambda_lr,
+        "beta": args.beta,
+        "cost_buffer": buffer,
+        "train": train,
+        "lambda_final": steps[-1]["lambda_next"],
+        "train_last_quarter": {
+            "cost": statistics.fmean(s["cost"] for s in tail),
+            "cost_bound": statistics.fmean(s["cost_bound"] for s in tail),
+            "reward": statistics.fmean(s["reward"] for s in tail),
+        },
+        "seconds_per_step": statistics.fmean(s["seconds"] for s in steps),
+        "train_seconds": train_seconds,
+    }
+    if not args.no_eval:
+        before, after = figures(before_texts), figures(after_texts)
+        floor = (1 - args.margin) * statistics.fmean(before["reward"])
+        result.update(
+            {
+                "eval": {"prompts": len(EVAL_TOPICS), "k": args.eval_k},
+                "before": {k: mean_ci(v) for k, v in before.items()},
+                "after": {k: mean_ci(v) for k, v in after.items()},
+                "change": {k: paired_interval(before[k], after[k]) for k in before},
+                "cost_below_threshold": statistics.fmean(after["cost"]) <= args.threshold,
+                "reward_within_margin": statistics.fmean(after["reward"]) >= floor,
+                "reward_margin": args.margin,
+                "eval_seconds": eval_seconds,
+                "sample_after": after_texts[0][0][:120],
+            }
+        )
+    result["wall"] = time.perf_counter() - started
+    emit(result)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ Why not TRL's RLOOTrainer: its reward weights are fixed per run (lambda would be
 callback into private state), the UCB term needs the batch's and the buffer's cost statistics,
 its reward clipping comes before the KL term (HC-RLHF clips after), and its reference is
 reloaded from the config name without PEFT. The loop is twenty lines of torch. PPO-Lagrangian
-(reward and cost critics, GAE) is not offered: trl 1.16 has no PPOTrainer (removed in 1.13) and
-no value-head critics, so it would be a hand-written PPO, not TRL's pieces.
+(reward and cost critics, GAE) is not offered: trl 1.16 has no PPOTrainer and no value-head
+models (deleted in huggingface/trl#7020), so it would be a hand-written PPO, not TRL's pieces.
 """
 
 from __future__ import annotations
@@ -78,7 +78,12 @@ class SafeRLHFOptions(PolicyOptions):
     ucb_m: int = Field(1000, ge=2, description="the bound's second sample size m")
     ucb_c1: float = Field(1.0, ge=0)
     ucb_c2: float = Field(1.0, ge=0)
-    cost_buffer: int = Field(256, ge=2, description="recent costs behind mu, sigma and J_C")
+    cost_buffer: int | None = Field(
+        None,
+        ge=2,
+        description="recent costs behind mu, sigma and J_C (default: two steps' samples, "
+        "2 * prompts_per_step * k, as HC-RLHF's 256 per rank is two rollouts of 64 x 2)",
+    )
 
 
 # --- the bound, the return, the losses (plain functions, tested by hand) -------------------------
@@ -199,7 +204,9 @@ class SafeRLHFLearner(Learner):
         log = on_log or (lambda _: None)
         rng = random.Random(opts.seed)
         lam = opts.lambda_init
-        buffer: deque[float] = deque(maxlen=opts.cost_buffer)
+        # A fixed 256 would span 16 steps of 16 samples here and make J_C (hence lambda) lag the
+        # policy by ~8 steps; the reference's 256 spans its last two rollouts.
+        buffer: deque[float] = deque(maxlen=opts.cost_buffer or 2 * opts.prompts_per_step * opts.k)
         history: list[dict[str, float]] = []
         try:
             policy = Policy(base_model, adapter, opts)
@@ -254,6 +261,7 @@ class SafeRLHFLearner(Learner):
                     "return": float(returns.mean()),
                     "grad_norm": float(grad_norm),
                     "mean_length": float(samples.lengths.float().mean()),
+                    "cost_samples": len(buffer),
                 }
                 lam = dual_update(lam, bound, opts.threshold, opts.lambda_lr, opts.lambda_max)
                 row["lambda_next"] = lam

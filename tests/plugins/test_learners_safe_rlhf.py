@@ -148,6 +148,8 @@ def test_safe_rlhf_runs_and_lambda_follows_the_cost(tiny_llama_dir: Path, tmp_pa
     assert all(s["cost"] > 0 for s in steps)
     lams = [s["lambda"] for s in steps] + [summary["metrics"]["lambda"]]
     assert all(b > a for a, b in itertools.pairwise(lams))  # over the limit: rises
+    # J_C covers the last two steps (2 prompts x 2 samples each), not a fixed 256 costs.
+    assert [s["cost_samples"] for s in steps] == [4, 8, 8]
     assert (tmp_path / "over" / "adapter_config.json").exists()
     _, steps = run(tiny_llama_dir, tmp_path, 100.0, "under")
     lams = [s["lambda"] for s in steps]
