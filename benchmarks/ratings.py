@@ -107,8 +107,11 @@ def update_ratio(n: int, runs: int) -> dict[str, float]:
     env = trueskill.TrueSkill()
     rng = random.Random(0)
     cases = [
-        ((rng.uniform(10, 40), rng.uniform(1, 8)), (rng.uniform(10, 40), rng.uniform(1, 8)),
-         rng.random() < 0.2)
+        (
+            (rng.uniform(10, 40), rng.uniform(1, 8)),
+            (rng.uniform(10, 40), rng.uniform(1, 8)),
+            rng.random() < 0.2,
+        )
         for _ in range(n)
     ]
     pkg, fast = [], []

@@ -577,8 +577,6 @@ def learn(
 # --- the command --------------------------------------------------------------------------------
 
 
-
-
 def format_step(logs: dict[str, Any]) -> str | None:
     """One progress line per training step (None for other log rows)."""
     if "loss" not in logs:

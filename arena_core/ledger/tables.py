@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 
+
 def now() -> datetime:
     return datetime.now(UTC)
 

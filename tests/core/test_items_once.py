@@ -76,8 +76,13 @@ def test_each_item_is_stored_once_and_every_reader_gets_it(write_config, ledger_
 
 def test_a_large_item_does_not_multiply_the_ledger(tmp_path) -> None:
     words = " ".join(f"word{i % 997}" for i in range(400_000))  # ~3.5 MB of passage
-    item = {"id": "huge", "question": "Which?", "answers": ["yes", "no"], "gold": 0,
-            "context": words}
+    item = {
+        "id": "huge",
+        "question": "Which?",
+        "answers": ["yes", "no"],
+        "gold": 0,
+        "context": words,
+    }
     data = tmp_path / "huge.jsonl"
     data.write_text(json.dumps(item) + "\n", encoding="utf-8")
     cfg = tmp_path / "big.toml"
@@ -118,7 +123,16 @@ def test_rows_written_with_a_copy_still_read(ledger_url) -> None:
     with ledger.engine.begin() as conn:  # as a ledger before items were stored once
         conn.execute(
             MatchRow.__table__.insert(),
-            [{"id": "m1", "tournament": "t", "protocol": "debate", "item_id": "i",
-              "item": {"id": "i", "question": "q"}, "seats": {}, "assignment": {}}],
+            [
+                {
+                    "id": "m1",
+                    "tournament": "t",
+                    "protocol": "debate",
+                    "item_id": "i",
+                    "item": {"id": "i", "question": "q"},
+                    "seats": {},
+                    "assignment": {},
+                }
+            ],
         )
     assert ledger.matches()[0].item == {"id": "i", "question": "q"}

@@ -92,8 +92,17 @@ def build(path: Path) -> Tournament:
 
 def spawn_worker(url: str, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "arena_core.cli", "worker", "--ledger", url, "--tournament", "t",
-         *extra],
+        [
+            sys.executable,
+            "-m",
+            "arena_core.cli",
+            "worker",
+            "--ledger",
+            url,
+            "--tournament",
+            "t",
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

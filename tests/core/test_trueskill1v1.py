@@ -11,9 +11,7 @@ from arena_core.trueskill1v1 import rate_1vs1
 
 
 def package(env, a, b, drawn):
-    ra, rb = trueskill.rate_1vs1(
-        env.create_rating(*a), env.create_rating(*b), drawn=drawn, env=env
-    )
+    ra, rb = trueskill.rate_1vs1(env.create_rating(*a), env.create_rating(*b), drawn=drawn, env=env)
     return (ra.mu, ra.sigma), (rb.mu, rb.sigma)
 
 

@@ -67,9 +67,7 @@ def upgrade() -> None:
             if key not in seen:
                 seen.add(key)
                 new_items.append({"key": key, "data": snapshot})
-            conn.execute(
-                _match.update().where(_match.c.id == mid).values(item_key=key, item=None)
-            )
+            conn.execute(_match.update().where(_match.c.id == mid).values(item_key=key, item=None))
         if new_items:
             conn.execute(_item.insert(), new_items)
 
