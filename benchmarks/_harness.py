@@ -40,6 +40,37 @@ limit = {items}
 plugin = "random"
 {players}"""
 
+# The fake debate the scale benchmarks play (scale.py, debate_loop.py): two deterministic
+# debaters, simultaneous speeches, the `random` judge, the bundled set `reps` times over.
+FAKE_DEBATE = """\
+[tournament]
+name = "{name}"
+protocol = "debate"
+seed = 7
+concurrency = 64
+repetitions = {reps}
+
+[protocol]
+speeches = {speeches}
+simultaneous = true
+
+[dataset]
+plugin = "bundled"
+
+[judge]
+plugin = "random"
+
+[[players]]
+name = "det-a"
+agent = "deterministic"
+
+[[players]]
+name = "det-b"
+agent = "deterministic"
+options = {{ text = "No: the answer is {{answer}}." }}
+"""
+PER_REP = 48 * 2 * 2  # matches of FAKE_DEBATE per repetition: items x seat orders x variants
+
 # Two fake debaters that sleep `delay` seconds per call: latency without HTTP or an SDK.
 SLEEPING_PLAYERS = """
 [[players]]

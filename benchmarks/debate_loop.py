@@ -29,37 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import compare, emit, log, machine_load, ratio, run_tournament
-
-CONFIG = """\
-[tournament]
-name = "loop"
-protocol = "debate"
-seed = 7
-concurrency = 64
-repetitions = {reps}
-
-[protocol]
-speeches = {speeches}
-simultaneous = true
-
-[dataset]
-plugin = "bundled"
-
-[judge]
-plugin = "random"
-
-[[players]]
-name = "det-a"
-agent = "deterministic"
-
-[[players]]
-name = "det-b"
-agent = "deterministic"
-options = {{ text = "No: the answer is {{answer}}." }}
-"""
-
-PER_REP = 48 * 2 * 2  # bundled items x seat orders x answer variants
+from _harness import FAKE_DEBATE, PER_REP, compare, emit, log, machine_load, ratio, run_tournament
 
 
 def bundled_items() -> list[Any]:
@@ -94,7 +64,7 @@ def ideal(n: int, speeches: int, items: list[Any]) -> float:
 
 def arena(n: int, speeches: int) -> float:
     reps = max(1, -(-n // PER_REP))
-    timed = run_tournament(CONFIG.format(reps=reps, speeches=speeches))
+    timed = run_tournament(FAKE_DEBATE.format(name="loop", reps=reps, speeches=speeches))
     assert timed.done == timed.matches, (timed.done, timed.matches)
     return timed.seconds / timed.matches
 
@@ -181,7 +151,7 @@ def profile_arena(n: int, speeches: int, top: int = 15) -> None:
 
     prof = str(Path(tempfile.gettempdir()) / "debate_loop.prof")
     reps = max(1, -(-n // PER_REP))
-    run_tournament(CONFIG.format(reps=reps, speeches=speeches), profile_to=prof)
+    run_tournament(FAKE_DEBATE.format(name="loop", reps=reps, speeches=speeches), profile_to=prof)
     stats = pstats.Stats(prof, stream=sys.stderr)
     stats.sort_stats("tottime").print_stats(top)
 

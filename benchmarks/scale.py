@@ -22,35 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import emit, log, machine_load
-
-CONFIG = """\
-[tournament]
-name = "scale"
-protocol = "debate"
-seed = 7
-concurrency = 64
-repetitions = {reps}
-
-[protocol]
-speeches = 1
-simultaneous = true
-
-[dataset]
-plugin = "bundled"
-
-[judge]
-plugin = "random"
-
-[[players]]
-name = "det-a"
-agent = "deterministic"
-
-[[players]]
-name = "det-b"
-agent = "deterministic"
-options = {{ text = "No: the answer is {{answer}}." }}
-"""
+from _harness import FAKE_DEBATE, PER_REP, emit, log, machine_load
 
 CHILD = r"""
 import asyncio, json, resource, sys, tempfile, time
@@ -92,13 +64,12 @@ with tempfile.TemporaryDirectory(prefix="arena-scale-") as tmp:
     }))
 """
 
-PER_REP = 48 * 2 * 2  # bundled items x seat orders of 2 players x answer variants
-
 
 def one(size: int, play: int) -> dict:
     reps = max(1, -(-size // PER_REP))
+    toml = FAKE_DEBATE.format(name="scale", reps=reps, speeches=1)
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, CONFIG.format(reps=reps), str(play)],
+        [sys.executable, "-c", CHILD, toml, str(play)],
         capture_output=True,
         text=True,
         check=True,
