@@ -151,7 +151,7 @@ def head_to_head(ledger, tournament: str, player: str, parent: str) -> dict:
 
 def speech_stats(ledger, tournament: str) -> dict:
     """Per player: mean verified words, copied runs and `evidence` reward per speech."""
-    from arena_plugins.text import content_words
+    from arena_plugins.judges.gold import supported_words
     from sqlmodel import select
 
     from arena_core.ledger import MatchRow, TurnRow
@@ -174,11 +174,11 @@ def speech_stats(ledger, tournament: str) -> dict:
             a[1] += meta.get("valid_words", 0)
             a[2] += meta.get("copied", 0)
             if item:
-                answer = item["answers"][match.assignment[turn.seat]]
-                quoted = set()
-                for q in (meta.get(QUOTE_CHECK) or {}).get("verified", []):
-                    quoted |= content_words(q)
-                a[3] += len((content_words(answer) - content_words(item["question"])) & quoted)
+                a[3] += supported_words(
+                    item["answers"][match.assignment[turn.seat]],
+                    item["question"],
+                    (meta.get(QUOTE_CHECK) or {}).get("verified", []),
+                )
     return {
         p: {
             "speeches": int(n),

@@ -243,8 +243,7 @@ def copied_runs(segment: str, passage: str, k: int) -> list[tuple[int, int, str]
     if len(words) < k:
         return []
     norm, index, starts, ends = _normalised_passage(passage)
-    pwords = [norm[a:b] for a, b in zip(starts, ends, strict=True)]
-    grams = _kgrams(norm, k)
+    pwords, grams = _kgrams(norm, k)
     runs: list[tuple[int, int, str]] = []
     i = 0
     while i + k <= len(words):
@@ -265,13 +264,14 @@ def copied_runs(segment: str, passage: str, k: int) -> list[tuple[int, int, str]
 
 
 @lru_cache(maxsize=64)
-def _kgrams(norm: str, k: int) -> dict[tuple[str, ...], list[int]]:
-    """Where each run of k words starts in a normalised passage."""
+def _kgrams(norm: str, k: int) -> tuple[list[str], dict[tuple[str, ...], list[int]]]:
+    """A normalised passage's words (its single spaces split them, as `_normalised_passage`'s
+    word spans do), and where each run of k of them starts."""
     pwords = norm.split(" ") if norm else []
     grams: dict[tuple[str, ...], list[int]] = {}
     for p in range(len(pwords) - k + 1):
         grams.setdefault(tuple(pwords[p : p + k]), []).append(p)
-    return grams
+    return pwords, grams
 
 
 @dataclass(frozen=True)

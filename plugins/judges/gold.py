@@ -29,7 +29,7 @@ import math
 import operator
 import re
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -157,22 +157,27 @@ def final_answers(text: str) -> list[str]:
     return out
 
 
+def supported_words(answer: str, question: str, verified: Iterable[str]) -> int:
+    """How many of an answer's own content words (less the question's) the quotes hold."""
+    quoted: set[str] = set()
+    for q in verified:
+        quoted |= content_words(q)
+    return len((content_words(answer) - content_words(question)) & quoted)
+
+
 def evidence_scores(view: JudgeView) -> list[float]:
-    """Per option: its own content words (less the question's) found in its seat's verified
-    quotes, minus one per fabricated quote of that seat."""
-    question = content_words(view.question)
+    """Per option: `supported_words` over its seat's verified quotes, minus one per fabricated
+    quote of that seat."""
     out = []
     for o in view.options:
-        turns = [t for t in view.transcript if o.seat is not None and t.seat == o.seat]
-        quoted: set[str] = set()
-        bad = 0
-        for t in turns:
-            if t.quotes is None:  # nobody checked this turn: tags in its text prove nothing
-                continue
-            for q in t.quotes.verified:
-                quoted |= content_words(q)
-            bad += len(t.quotes.invalid)
-        out.append(float(len((content_words(o.text) - question) & quoted) - bad))
+        checks = [
+            t.quotes  # None: nobody checked the turn, so tags in its text prove nothing
+            for t in view.transcript
+            if o.seat is not None and t.seat == o.seat and t.quotes is not None
+        ]
+        verified = [q for c in checks for q in c.verified]
+        bad = sum(len(c.invalid) for c in checks)
+        out.append(float(supported_words(o.text, view.question, verified) - bad))
     return out
 
 
