@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from arena_plugins.protocols.debate import shown_for
-from pydantic import BaseModel, ConfigDict, Field
+from arena_plugins.protocols.debate import QuoteCheckOptions, shown_for
+from pydantic import Field
 
 from arena_core.match import Match
 from arena_core.types import (
@@ -36,21 +36,12 @@ ANSWER_SYSTEM = (
 NOT_AN_ANSWER = -1  # option index of a response that argues none of the item's answers
 
 
-class AnswerOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AnswerOptions(QuoteCheckOptions):
     context: bool = Field(True, description="answerers read the item's passage, if it has one")
     show_answers: bool = Field(
         True, description="answerers see the item's candidate answers (multiple choice)"
     )
     max_words: int | None = Field(150, ge=1, description="longer answers are cut at this length")
-    fuzzy: float = Field(0.9, gt=0, le=1.0, description="similarity a near-miss quote needs")
-    copied: int | None = Field(
-        None,
-        ge=3,
-        description="a run of this many words copied verbatim from the passage counts as a "
-        "verified quote without tags (for models that copy evidence but never tag it)",
-    )
     temperature: float = Field(1.0, ge=0, description="sampling temperature asked of agents")
 
 

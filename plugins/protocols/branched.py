@@ -26,9 +26,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Literal
 
 from arena_plugins.protocols.answering import prompt_of
-from arena_plugins.protocols.debate import SPEECH, messages_for, shown_for
+from arena_plugins.protocols.debate import SPEECH, QuoteCheckOptions, messages_for, shown_for
 from arena_plugins.protocols.prompts import DEBATER_SYSTEM
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from arena_core.interfaces import Protocol
 from arena_core.match import Match, default_options
@@ -36,21 +36,12 @@ from arena_core.schedule import seed_for
 from arena_core.types import Decision, Item, Response, Turn, TurnView
 
 
-class BranchedOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BranchedOptions(QuoteCheckOptions):
     speeches: int = Field(2, ge=1, le=10, description="speeches per debater")
     simultaneous: bool = Field(
         True, description="debaters do not see each other's same-round speech"
     )
     max_words: int | None = Field(150, ge=1, description="longer speeches are cut at this length")
-    fuzzy: float = Field(0.9, gt=0, le=1.0, description="similarity a near-miss quote needs")
-    copied: int | None = Field(
-        None,
-        ge=3,
-        description="a run of this many words copied verbatim from the passage counts as a "
-        "verified quote without tags (for models that copy evidence but never tag it)",
-    )
     branches: int = Field(2, ge=2, le=16, description="alternatives sampled at a branching speech")
     mode: Literal["full", "half", "single-random"] = Field(
         "full", description="which speeches branch (see the module docstring)"

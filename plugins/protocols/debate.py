@@ -29,14 +29,11 @@ SCRATCHPAD_INSTRUCTION = (
 )
 
 
-class DebateOptions(BaseModel):
+class QuoteCheckOptions(BaseModel):
+    """How a protocol checks the quotes in speeches: options every speech protocol shares."""
+
     model_config = ConfigDict(extra="forbid")
 
-    speeches: int = Field(2, ge=1, le=20, description="speeches per debater")
-    simultaneous: bool = Field(
-        True, description="debaters do not see each other's same-round speech"
-    )
-    max_words: int | None = Field(150, ge=1, description="longer speeches are cut at this length")
     fuzzy: float = Field(0.9, gt=0, le=1.0, description="similarity a near-miss quote needs")
     copied: int | None = Field(
         None,
@@ -44,6 +41,14 @@ class DebateOptions(BaseModel):
         description="a run of this many words copied verbatim from the passage counts as a "
         "verified quote without tags (for models that copy evidence but never tag it)",
     )
+
+
+class DebateOptions(QuoteCheckOptions):
+    speeches: int = Field(2, ge=1, le=20, description="speeches per debater")
+    simultaneous: bool = Field(
+        True, description="debaters do not see each other's same-round speech"
+    )
+    max_words: int | None = Field(150, ge=1, description="longer speeches are cut at this length")
     temperature: float = Field(
         0.0,
         ge=0,

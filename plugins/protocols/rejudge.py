@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from arena_plugins.protocols.debate import DebateOptions, shown_for
+from arena_plugins.protocols.debate import DebateOptions, QuoteCheckOptions, shown_for
 from arena_plugins.text import unmark
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from arena_core.interfaces import Protocol
 from arena_core.match import Match
@@ -21,9 +21,7 @@ from arena_core.types import AnswerOption, Decision, Response
 JUDGE_SEAT = "judge"
 
 
-class RejudgeOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RejudgeOptions(QuoteCheckOptions):
     judge_turns: bool = Field(
         False, description="show the original judge's questions and comments too"
     )
@@ -31,13 +29,6 @@ class RejudgeOptions(BaseModel):
         None, ge=1, description="judge on the first N rounds only (None: the whole debate)"
     )
     max_words: int | None = Field(None, ge=1, description="cut longer speeches at this length")
-    fuzzy: float = Field(0.9, gt=0, le=1.0, description="similarity a near-miss quote needs")
-    copied: int | None = Field(
-        None,
-        ge=3,
-        description="a run of this many words copied verbatim from the passage counts as a "
-        "verified quote without tags (for models that copy evidence but never tag it)",
-    )
     missing_transcript: Literal["fail", "empty"] = Field(
         "fail",
         description="an item without a stored transcript: fail its match, or let the judge "
