@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+import plugins.text as plugins_text
 from plugins.text import VECTOR_FROM, _normalise, _normalise_vector, find_quote
 
 
@@ -47,3 +48,57 @@ def test_quotes_in_a_long_passage_are_found_as_in_a_short_one() -> None:
     para[4] = "indeed"
     fuzzy = find_quote(" ".join(para), passage)
     assert fuzzy is not None and fuzzy[0] == "fuzzy" and fuzzy[1] in passage
+
+
+# Quotes are looked for in the passage's spaced form (lowercased, separators as spaces, index for
+# index) with no normalised copy: the answer must be the one the normalised passage and its index
+# map give (`_find_normalised`, still the path of passages whose lowercase changes length).
+
+
+@pytest.mark.parametrize("alphabet", ["ab c. ,", "ab ab c.\u2019\u00e9\u2014 ,;\n"])
+def test_the_spaced_search_finds_what_the_normalised_passage_finds(alphabet: str) -> None:
+    rng = random.Random(11)
+    for _ in range(3000):
+        passage = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60)))
+        words = passage.split()
+        if not words:
+            continue
+        i = rng.randrange(len(words))
+        quote = " ".join(words[i : i + rng.randint(1, 4)])
+        if rng.random() < 0.5:  # one that may be nowhere
+            quote = " ".join(rng.choice(["ab", "c", "abc", "b", "a"]) for _ in range(3))
+        quote = quote.upper() if rng.random() < 0.5 else quote
+        norm_q = _normalise(quote)[0]
+        want = plugins_text._find_normalised(norm_q, passage, 1.0) if norm_q else None
+        got = find_quote(quote, passage, fuzzy=1.0)
+        if got is not None and got[0] == "exact":
+            continue
+        # Both find it or neither; where it stands twice, either place is the quote.
+        assert (got is None) == (want is None), (quote, passage, got, want)
+        if got is not None:
+            assert got[0] == "normalised" and got[1] in passage
+            assert _normalise(got[1])[0] == norm_q
+
+
+def test_the_spaced_search_respects_words_and_runs_of_separators() -> None:
+    passage = "Alpha, beta -- gamma!  Betamax; alphabet delta."
+    assert find_quote("BETA GAMMA", passage) == ("normalised", "beta -- gamma")
+    assert find_quote("alpha beta", passage) == ("normalised", "Alpha, beta")
+    assert find_quote("gamma betamax", passage) == ("normalised", "gamma!  Betamax")
+    assert find_quote("bet gamma", passage, fuzzy=1.0) is None  # part of a word is not a word
+    assert find_quote("alpha bet", passage, fuzzy=1.0) is None
+    assert find_quote("GAMMA.", passage) == ("normalised", "gamma")
+    assert find_quote("\u2018Alpha\u2019 beta", "\u201cAlpha\u201d \u2014 beta.") == (
+        "normalised",
+        "Alpha\u201d \u2014 beta",
+    )
+
+
+def test_the_spaced_form_is_kept_per_passage_object() -> None:
+    passage = "One two three. " * 300
+    plugins_text._spaced.cache_clear()
+    first = plugins_text._spaced(passage)
+    assert plugins_text._spaced(passage) is first  # the same object: no second translation
+    copy = "".join(list(passage))
+    assert copy is not passage and plugins_text._spaced(copy) == first
+    assert plugins_text._spaced("\u0130stanbul") is None  # lowercase of another length
