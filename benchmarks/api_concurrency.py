@@ -8,14 +8,16 @@ matches in flight the ideal wall time is
 
     ideal = matches * calls_per_match * latency / concurrency   (200 * 4 * 0.05 / 32 = 1.25 s)
 
-and the figure is wall / ideal, the wall being the median of `--runs` runs of `Tournament.run`
-on a fresh ledger (scheduling, SDK overhead, ledger writes and ratings included). Target: 1.3.
-A match is 4 calls in a row, so 200 matches on 32 slots take 7 rounds (the formula counts 6.25):
-no engine gets below 7 * 4 * latency = 1.4 s, a ratio of 1.12.
+A match is 4 calls in a row, so 200 matches on 32 slots take 7 rounds (the formula counts
+6.25): no engine gets below 7 * 4 * latency = 1.4 s, a ratio of 1.12.
 
-For reference the same schedule is also played by two `deterministic` players that sleep the
-same latency per call (no HTTP, no SDK): `floor_ratio` is what the engine alone reaches on this
-machine, and `sdk_overhead` = wall / floor wall - 1 is what the API agent adds on top.
+The figure is a ratio measured in the same invocation: the wall of `Tournament.run` with the API
+agents (scheduling, SDK, HTTP, ledger writes and ratings included; a fresh ledger each run) over
+the wall of the same schedule played by two `deterministic` players that sleep the same latency
+per call (no HTTP, no SDK), the two interleaved run by run, median and range over `--runs`. It is
+what the API agent costs over a model-free agent on this machine now, whatever the load; a fixed
+wall / ideal threshold flipped with the load alone. Target 1.10. Given for reading: each side's
+wall / ideal (median), the old target being 1.3 for the API side.
 
     python benchmarks/api_concurrency.py [--items 25] [--repetitions 2] [--concurrency 32] \
         [--latency 0.05] [--runs 3]
@@ -24,18 +26,26 @@ machine, and `sdk_overhead` = wall / floor wall - 1 is what the API agent adds o
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import SEQUENTIAL_DEBATE, SLEEPING_PLAYERS, emit, log, run_tournament
+from _harness import (
+    SEQUENTIAL_DEBATE,
+    SLEEPING_PLAYERS,
+    compare,
+    emit,
+    log,
+    machine_load,
+    run_tournament,
+)
 
 SERVER = Path(__file__).resolve().parent.parent / "tests" / "plugins" / "servers.py"
 
-TARGET = 1.3
+TARGET = 1.10  # wall(API agents) / wall(sleeping fakes), median of the run-by-run ratios
+FORMULA_TARGET = 1.3  # wall(API agents) / ideal, for reading
 SPEECHES = 2
 CALLS_PER_MATCH = 2 * SPEECHES
 
@@ -58,7 +68,7 @@ def main() -> int:
     ap.add_argument("--repetitions", type=int, default=2)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--latency", type=float, default=0.05, help="server seconds per call")
-    ap.add_argument("--runs", type=int, default=3, help="runs; the wall is their median")
+    ap.add_argument("--runs", type=int, default=3, help="runs of each side, interleaved")
     args = ap.parse_args()
 
     server = subprocess.Popen(
@@ -86,27 +96,33 @@ def main() -> int:
         floor = SEQUENTIAL_DEBATE.format(
             players=SLEEPING_PLAYERS.format(delay=args.latency), **head
         )
-        results, floors = [], []
-        for i in range(max(1, args.runs)):
-            res = run_tournament(api)
-            results.append(res)
+        results: list = []
+        floors: list = []
+
+        def sleeping() -> float:
             floors.append(run_tournament(floor))
-            log(
-                f"run {i + 1}: {res.matches} matches, wall {res.seconds:.3f}s (engine floor "
-                f"{floors[-1].seconds:.3f}s), failed {res.failed}"
-            )
+            return floors[-1].seconds
+
+        def api_agents() -> float:
+            results.append(run_tournament(api))
+            log(f"  {results[-1].matches} matches, failed {results[-1].failed}")
+            return results[-1].seconds
+
+        figures = compare(
+            {"sleeping": sleeping, "api": api_agents}, max(3, args.runs), baseline="sleeping"
+        )
     finally:
         server.terminate()
         server.wait()
-    walls = [r.seconds for r in results]
-    wall = statistics.median(walls)
+    figures.pop("values")
+    res = results[-1]
     ideal = res.matches * CALLS_PER_MATCH * args.latency / args.concurrency
-    ratio = wall / ideal
-    floor_wall = statistics.median(f.seconds for f in floors)
-    log(f"median wall {wall:.3f}s, ideal {ideal:.3f}s, ratio {ratio:.3f}")
+    vs_sleeping = figures["api"]["vs_baseline"]
+    log(f"API agents over sleeping fakes: {vs_sleeping['median']}x {vs_sleeping['range']}")
     emit(
         {
             "benchmark": "api_concurrency",
+            "load": machine_load(),
             "agent": (
                 "openai-compatible (openai SDK, transport auto: aiohttp) -> loopback server in "
                 "another process"
@@ -119,18 +135,18 @@ def main() -> int:
                 f"ideal = matches * calls_per_match * latency / concurrency = {res.matches} * "
                 f"{CALLS_PER_MATCH} * {args.latency} / {args.concurrency}"
             ),
-            "wall_s": round(wall, 3),
-            "walls_s": [round(w, 3) for w in walls],
-            "ideal_s": round(ideal, 3),
-            "ratio": round(ratio, 3),
-            "floor_wall_s": round(floor_wall, 3),
-            "floor_ratio": round(floor_wall / ideal, 3),
-            "sdk_overhead": round(wall / floor_wall - 1, 3),
+            "wall_s": figures,
+            # The figure: the API agents' wall over the sleeping fakes' on the same schedule.
+            "vs_sleeping": vs_sleeping,
             "target": TARGET,
-            "pass": ratio <= TARGET and all(r.failed == 0 for r in results),
+            "pass": vs_sleeping["median"] <= TARGET and all(r.failed == 0 for r in results),
+            "ideal_s": round(ideal, 3),
+            "vs_formula": round(figures["api"]["median"] / ideal, 3),
+            "sleeping_vs_formula": round(figures["sleeping"]["median"] / ideal, 3),
+            "formula_target": FORMULA_TARGET,
             "done": res.done,
             "failed": res.failed,
-            "done_ok": all(r.done == r.matches for r in results),
+            "done_ok": all(r.done == r.matches for r in results + floors),
         }
     )
     return 0

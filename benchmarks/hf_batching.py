@@ -13,13 +13,16 @@ protocol asks for a speech (2 x max_words 150). Batched: all requests sent concu
 `--matches` matches in flight would, so the agent's batcher gathers them into one left-padded
 `generate` call. Sequential: the same requests awaited one after another. Greedy decoding and a
 random model that never ends early, so both modes generate the same tokens (checked). The figure
-is the ratio of tokens per second, median of `--runs`. Target: batched >= 4x.
+is the ratio sequential wall / batched wall (= the ratio of tokens per second), the two modes
+interleaved run by run after a warm-up round (`_harness.compare`), median and range over
+`--runs` (at least 3), with the machine's load. Target: batched >= 4x (the median).
 
 For information the same is measured with `--short-tokens` (64) new tokens: there the prompt's
 prefill, which costs the same batched or not (more, with the padding mask, on CPU SDPA), is a
 larger share and the ratio is lower.
 
     python benchmarks/hf_batching.py [--matches 16] [--new-tokens 300] [--short-tokens 64]
+        [--runs 3]
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import emit, log
+from _harness import compare, emit, log, machine_load
 
 TARGET = 4.0
 
@@ -95,25 +98,27 @@ def main() -> int:
             HFOptions(model=str(path), max_batch=args.matches, gather_ms=5, min_new_tokens=0)
         )
         figures = [
-            measure(agent, args.matches, n, args.runs) for n in (args.new_tokens, args.short_tokens)
+            measure(agent, requests(args.matches, n), args.runs)
+            for n in (args.new_tokens, args.short_tokens)
         ]
         sizes = agent.model.batcher("generate", args.matches, 5).sizes
         asyncio.run(agent.aclose())
     main_fig, short = figures
     log(
         f"{args.new_tokens} tokens: batched {main_fig['batched_tok_s']:.0f} tok/s, sequential "
-        f"{main_fig['sequential_tok_s']:.0f} tok/s, speedup {main_fig['speedup']:.2f}x"
+        f"{main_fig['sequential_tok_s']:.0f} tok/s, speedup {main_fig['speedup']}"
     )
     emit(
         {
             "benchmark": "hf_batching",
+            "load": machine_load(),
             "model": f"tiny llama, 2 layers, hidden {args.hidden}, vocab {args.vocab}, random",
             "device": "cpu",
             "torch_threads": torch.get_num_threads(),
             "matches": args.matches,
             **main_fig,
             "target": TARGET,
-            "pass": main_fig["speedup"] >= TARGET and main_fig["same_output"],
+            "pass": main_fig["speedup"]["median"] >= TARGET and main_fig["same_output"],
             "largest_batch": max(sizes),
             "short": short,
         }
@@ -121,45 +126,52 @@ def main() -> int:
     return 0
 
 
-def measure(agent, matches: int, new_tokens: int, runs: int) -> dict:
-    """Median wall of `runs` batched and sequential rounds over the same requests."""
-    reqs = requests(matches, new_tokens)
+def measure(agent, reqs: list, runs: int, *, warm_round: bool = True) -> dict:
+    """Batched and sequential walls of the same requests, interleaved run by run after a
+    warm-up (a batched round; with `warm_round=False` one short request, for a model where a
+    round costs minutes): each mode's median and range, and sequential / batched run by run."""
     prompt_tokens = [len(agent.prompt_ids(r.messages)) for r in reqs]
 
     async def batched() -> list:
-        outs = await asyncio.gather(*(agent.respond([r]) for r in reqs))
-        return [o[0] for o in outs]
+        return [o[0] for o in await asyncio.gather(*(agent.respond([r]) for r in reqs))]
 
     async def sequential() -> list:
         return [(await agent.respond([r]))[0] for r in reqs]
 
-    def timed(fn) -> tuple[float, list]:
+    outputs: dict[str, list] = {}
+
+    def timed(mode: str, fn) -> float:
         t0 = time.perf_counter()
         out = asyncio.run(fn())
-        return time.perf_counter() - t0, out
+        seconds = time.perf_counter() - t0
+        outputs.setdefault(mode, out)
+        return seconds
 
-    timed(batched)  # warm-up: allocator, kernels
-    b_runs, s_runs = [], []
-    for i in range(runs):
-        b_runs.append(timed(batched))
-        s_runs.append(timed(sequential))
-        log(
-            f"{new_tokens} tokens, run {i + 1}: batched {b_runs[-1][0]:.3f}s, "
-            f"sequential {s_runs[-1][0]:.3f}s"
-        )
-    b_out, s_out = b_runs[0][1], s_runs[0][1]
+    if warm_round:
+        asyncio.run(batched())  # allocator, kernels
+    else:
+        asyncio.run(agent.respond([requests(1, 4)[0]]))
+    log(f"{reqs[0].max_tokens} new tokens, {len(reqs)} requests: batched vs sequential")
+    walls = compare(
+        {
+            "batched": lambda: timed("batched", batched),
+            "sequential": lambda: timed("seq", sequential),
+        },
+        max(3, runs),
+        baseline="batched",
+    )
+    walls.pop("values")
+    b_out, s_out = outputs["batched"], outputs["seq"]
     tokens = sum(r.tokens for r in b_out)
-    b_wall = statistics.median(w for w, _ in b_runs)
-    s_wall = statistics.median(w for w, _ in s_runs)
     return {
-        "new_tokens": new_tokens,
+        "new_tokens": reqs[0].max_tokens,
         "prompt_tokens_mean": round(statistics.mean(prompt_tokens)),
         "tokens": tokens,
-        "batched_s": round(b_wall, 3),
-        "sequential_s": round(s_wall, 3),
-        "batched_tok_s": round(tokens / b_wall, 1),
-        "sequential_tok_s": round(tokens / s_wall, 1),
-        "speedup": round(s_wall / b_wall, 2),
+        "wall_s": walls,
+        "batched_tok_s": round(tokens / walls["batched"]["median"], 2),
+        "sequential_tok_s": round(tokens / walls["sequential"]["median"], 2),
+        # The figure: sequential wall over the batched wall beside it (median, range).
+        "speedup": walls["sequential"]["vs_baseline"],
         "same_output": [r.texts for r in b_out] == [r.texts for r in s_out],
     }
 

@@ -200,11 +200,11 @@ def main() -> None:
             ]
 
         arena_s, trl_s = [], []
-        for i in range(a.runs):
+        for i in range(max(3, a.runs)):  # a median and range need at least 3
             trl_s.append(timed(trl_cmd(i)))
             arena_s.append(timed(arena_cmd(i, evaluate=False)))
             log(f"run {i + 1}: trl {trl_s[-1]:.2f}s, arena {arena_s[-1]:.2f}s")
-        with_eval = timed(arena_cmd(a.runs, evaluate=True))
+        with_eval = timed(arena_cmd(len(arena_s), evaluate=True))
         log(f"arena with before/after evaluation: {with_eval:.2f}s")
         from arena_core.ledger import LearnerRun, Ledger
 
@@ -218,7 +218,7 @@ def main() -> None:
         {
             "benchmark": "learn_dpo",
             "load": machine_load(),
-            "runs": a.runs,
+            "runs": len(arena_s),
             "pairs": n,
             "steps": steps,
             "threads": a.threads,

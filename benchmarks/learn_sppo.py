@@ -20,7 +20,8 @@ them in order with the same `--out`; `all` runs every one):
   read its figures as "agreement with a differently prompted judge", not as human preference.
 - overhead: `arena learn --learner sppo` (evaluate=false, `--overhead-steps` steps) against a
   plain TRL script (DPOTrainer, loss `sppo_hard`: the same forward and backward passes) on the
-  same rows, each in a fresh interpreter.
+  same rows, each in a fresh interpreter, the two interleaved `--runs` times (3 by default): the
+  figure is arena / TRL run by run, median and range, with the machine's load.
 - report: win rates against the parent (wins + draws / 2) with a 95% interval from a bootstrap
   over prompts (the two seat orders of a prompt are not independent), wall times, the ratio.
 
@@ -47,7 +48,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import emit, log
+from _harness import emit, log, machine_load, ratio
 
 MODEL = os.environ.get("ARENA_SMOLLM2", "/work/models/smollm2")
 TARGET = 1.10
@@ -416,7 +417,7 @@ def stage_overhead(a: argparse.Namespace, out: Path, url: str) -> None:
         for x in ("-o", f"{k}={str(v).lower() if isinstance(v, bool) else v}")
     ]
     arena_s, trl_s = [], []
-    for i in range(a.runs):
+    for i in range(max(3, a.runs)):
         trl_s.append(
             timed(
                 [
@@ -455,13 +456,18 @@ def stage_overhead(a: argparse.Namespace, out: Path, url: str) -> None:
             )
         )
         log(f"overhead run {i + 1}: trl {trl_s[-1]:.1f}s, arena {arena_s[-1]:.1f}s")
+    paired = ratio(arena_s, trl_s)  # each arena run over the TRL run beside it
+    log(f"overhead: arena / trl {paired['median']}x {paired['range']}")
     save(
         out,
         overhead={
+            "load": machine_load(),
             "steps": a.overhead_steps,
-            "trl_s": trl_s,
-            "arena_s": arena_s,
-            "ratio": round(min(arena_s) / min(trl_s), 3),
+            "runs": len(arena_s),
+            "trl_s": [round(x, 2) for x in trl_s],
+            "arena_s": [round(x, 2) for x in arena_s],
+            "ratio": paired["median"],
+            "ratio_range": paired["range"],
         },
     )
 
@@ -543,7 +549,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=32, help="new tokens per self-play answer")
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--overhead-steps", type=int, default=4)
-    ap.add_argument("--runs", type=int, default=1, help="overhead runs of each")
+    ap.add_argument("--runs", type=int, default=3, help="overhead runs of each, interleaved")
     a = ap.parse_args()
     out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
