@@ -59,7 +59,7 @@ from arena_core.ledger import Tournament as TournamentRow
 from arena_core.match import CallPolicy, Match, StopRun
 from arena_core.ratings import PlayerRating, RatingBook, outcome
 from arena_core.registry import Registry
-from arena_core.schedule import build_matches, count_matches, iter_matches, sample_items
+from arena_core.schedule import count_matches, iter_matches, sample_items
 from arena_core.textsafe import redact
 from arena_core.types import Item, Verdict
 
@@ -694,6 +694,7 @@ class Tournament:
             shuffle=raw.dataset.shuffle,
         )
         self._rows: list[dict[str, Any]] | None = None  # only when listed (`rows`) or set
+        self._slice: tuple[int, int] | None = None  # (index, count): see `take_slice`
         self._parsed: OrderedDict[str, Item] = OrderedDict()  # item key -> parsed item
         self._schedule_args: dict[str, Any] = {
             "tournament": config.name,
@@ -726,23 +727,37 @@ class Tournament:
 
     @property
     def rows(self) -> list[dict[str, Any]]:
-        """Every match row in schedule order, as a list: for small tournaments, tests and SLURM
-        slices. A run streams `iter_rows` instead, so a million matches are never all held."""
+        """Every match row in schedule order, as a list: for small tournaments and tests. A run
+        streams `iter_rows` instead, so a million matches are never all held."""
         if self._rows is None:
-            self._rows = build_matches(**self._schedule_args)
+            self._rows = sorted(self.iter_rows(), key=lambda r: r["order_key"])
         return self._rows
 
     @rows.setter
     def rows(self, rows: list[dict[str, Any]]) -> None:
-        """Play exactly these rows (a SLURM task's slice of the schedule)."""
+        """Play exactly these rows."""
         self._rows = rows
         self.scheduled = len(rows)
+
+    def take_slice(self, index: int, count: int) -> None:
+        """Keep slice `index` of `count` of the schedule (the matches whose `order_key % count ==
+        index`: a SLURM array task's share), still built one row at a time as it is consumed."""
+        if not 0 <= index < count:
+            raise UsageError(f"slice {index} of {count}: the index must be in 0..{count - 1}")
+        self._slice = (index, count)
+        self._rows = None
+        # order_key is each match's rank, 0 .. scheduled - 1: the slice's size is arithmetic.
+        self.scheduled = max(0, (self.scheduled - index + count - 1) // count)
 
     def iter_rows(self) -> Iterator[dict[str, Any]]:
         """The match rows, built one at a time (or the rows set, if any)."""
         if self._rows is not None:
             return iter(self._rows)
-        return iter_matches(**self._schedule_args)
+        rows = iter_matches(**self._schedule_args)
+        if self._slice is None:
+            return rows
+        index, count = self._slice
+        return (r for r in rows if r["order_key"] % count == index)
 
     @property
     def judge(self) -> Judge:

@@ -159,7 +159,7 @@ def play_shard(
     if concurrency:
         cfg.raw.tournament.concurrency = concurrency
     t = Tournament(cfg, registry, source=source)
-    t.rows = [r for r in t.rows if r["order_key"] % count == index]
+    t.take_slice(index, count)  # streamed: a task never lists the schedule
     shard.parent.mkdir(parents=True, exist_ok=True)
     where = shard
     if stage is not None:
@@ -182,7 +182,7 @@ def play_shard(
         "shard": str(shard),
         "index": index,
         "count": count,
-        "slice": len(t.rows),
+        "slice": t.scheduled,
         "played": summary.done + summary.failed,
         "done": counts.get("done", 0),
         "failed": counts.get("failed", 0),

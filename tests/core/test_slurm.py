@@ -313,3 +313,30 @@ def test_cli_flags_reach_the_commands(write_config, tmp_path, capsys, monkeypatc
     )
     assert cluster_args.worker_command(args) == 0
     assert "no tournament in the ledger has pending matches" in capsys.readouterr().out
+
+
+def test_a_slice_streams_exactly_its_share_of_the_schedule(write_config) -> None:
+    """A task keeps the matches whose order_key % count == index, built one at a time as the
+    whole schedule is (it never lists the schedule), and knows its size without counting."""
+    from arena_core.config import load_config
+    from arena_core.engine import Tournament
+    from arena_core.errors import UsageError
+    from arena_core.plugins import get_registry
+
+    path = write_config()
+    whole = Tournament(load_config(path, get_registry()), get_registry(), build=False)
+    everything = whole.rows
+    for count in (1, 3, 7, len(everything) + 2):
+        sizes = 0
+        for index in range(count):
+            t = Tournament(load_config(path, get_registry()), get_registry(), build=False)
+            t.take_slice(index, count)
+            mine = list(t.iter_rows())
+            assert t._rows is None  # streamed, not listed
+            want = [r["id"] for r in everything if r["order_key"] % count == index]
+            assert sorted(r["id"] for r in mine) == sorted(want)
+            assert t.scheduled == len(mine)
+            sizes += len(mine)
+        assert sizes == len(everything)
+    with pytest.raises(UsageError, match="slice 3 of 3"):
+        whole.take_slice(3, 3)
