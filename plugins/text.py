@@ -214,13 +214,20 @@ def _spaced_form(passage: str) -> str | None:
     return np.where(alnum, codes, 32).astype(np.uint32).tobytes().decode("utf-32-le")
 
 
+# Places `_find_words` checks word by word before it hands the quote to the normalised passage:
+# each check walks the quote, so a passage repeating the quote's words many times over (a table
+# of zeros) would cost places x words; the normalised passage's search is linear in C.
+_MAX_TRIES = 64
+TOO_MANY = (-1, -1)
+
+
 def _find_words(words: Sequence[str], spaced: str) -> tuple[int, int] | None:
     """Where `words` stand in a row in `spaced`, whole and parted by spaces only: (start, end).
 
     Written by hand: a regex for the quote would be compiled per quote (about 0.1 ms, more than
     the search). Two words side by side in the quote stand in the passage either one space apart
     or behind a run of separators, so the longest pair is found (in C) as "w v" and as "  v", and
-    each place is checked word by word from there, both ways.
+    each place is checked word by word from there, both ways. TOO_MANY past `_MAX_TRIES` places.
     """
     if len(words) == 1:
         i = _bounded(words[0], spaced)
@@ -228,9 +235,13 @@ def _find_words(words: Sequence[str], spaced: str) -> tuple[int, int] | None:
     a = max(range(len(words) - 1), key=lambda k: len(words[k]) + len(words[k + 1]))
     # Both needles end in a letter: str.find skips ahead by its last character, and a needle
     # ending in a space (as common as any letter in prose) made the second scan 2.5x slower.
+    tries = 0
     for anchor, at, head in ((f"{words[a]} {words[a + 1]}", 0, a), (f"  {words[a + 1]}", 2, a + 1)):
         i = spaced.find(anchor)
         while i >= 0:
+            tries += 1
+            if tries > _MAX_TRIES:  # a passage repeating the pair: the linear path is safer
+                return TOO_MANY
             i += at  # where words[head] starts
             if i == 0 or spaced[i - 1] == " ":
                 end = _words_from(spaced, i, words[head:])
@@ -352,6 +363,8 @@ def find_quote(quote: str, passage: str, *, fuzzy: float = 0.9) -> tuple[str, st
     if spaced is None:  # a lowercase that changes length: the whole normalised passage
         return _find_normalised(norm_q, passage, fuzzy)
     hit = _find_words(norm_q.split(" "), spaced)
+    if hit == TOO_MANY:
+        return _find_normalised(norm_q, passage, fuzzy)
     if hit is not None:
         return "normalised", passage[hit[0] : hit[1]]
     if fuzzy >= 1.0 or len(norm_q) < 12:

@@ -102,3 +102,13 @@ def test_the_spaced_form_is_kept_per_passage_object() -> None:
     copy = "".join(list(passage))
     assert copy is not passage and plugins_text._spaced(copy) == first
     assert plugins_text._spaced("\u0130stanbul") is None  # lowercase of another length
+
+
+def test_a_passage_repeating_the_quote_hands_it_to_the_linear_search() -> None:
+    """Each place the spaced search checks walks the quote; past `_MAX_TRIES` places it stops
+    and the normalised passage (a linear search in C) answers, the same answer."""
+    passage = "zero, " * 3000 + "one."
+    words = ["zero"] * 200 + ["one"]
+    assert plugins_text._find_words(words, plugins_text._spaced(passage)) == plugins_text.TOO_MANY
+    how, real = find_quote(" ".join(w.upper() for w in words), passage)  # type: ignore[misc]
+    assert how == "normalised" and real == "zero, " * 199 + "zero, one"
