@@ -191,3 +191,27 @@ def test_match_ids_from_serialised_parts_are_the_same_ids() -> None:
         assignment = {s: rng.randrange(4) for s in seats}
         parts = ("t\u00fc", "debate", seats, assignment, f"item-{rng.randrange(99)}", 3)
         assert match_id_of(*map(canonical, parts)) == match_id(*parts)  # type: ignore[arg-type]
+
+
+def test_a_sqlite_claim_returns_what_the_orm_reads_back(write_config, ledger_url) -> None:
+    """SQLite claims read their rows back as one JSON document (one statement step, where a
+    RETURNING stepped once per row): every field must be what the ORM reads for that match."""
+    from sqlmodel import select
+
+    from arena_core.ledger import RUNNING, MatchRow
+
+    t = _tournament(write_config(limit=12))
+    ledger = Ledger(ledger_url)
+    t.schedule(ledger)
+    first = ledger.claim(t.config.name, "w1", PAGE)
+    second = ledger.claim(t.config.name, "w2", 200)
+    assert len(first) == PAGE and len(second) == MATCHES - PAGE
+    assert [r.order_key for r in first + second] == sorted(r.order_key for r in first + second)
+    with ledger.session() as s:
+        stored = {m.id: m for m in s.exec(select(MatchRow)).all()}
+    for worker, rows in (("w1", first), ("w2", second)):
+        for r in rows:
+            m = stored[r.id]
+            assert m.status == RUNNING and m.worker == worker
+            assert r.to_row().model_dump() == m.model_dump(), r.id
+    assert ledger.claim(t.config.name, "w3", 5) == []
