@@ -22,6 +22,7 @@ import gc
 import itertools
 import json
 import logging
+import operator
 import os
 import signal
 import socket
@@ -178,20 +179,29 @@ class DriverStatement:
             )
             keys = [*columns, *where.values()]
         procs = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
-        self.plan = list(zip(keys, procs, strict=True))
+        self.get = operator.itemgetter(*keys)
+        self.procs = [(i, p) for i, p in enumerate(procs) if p is not None]
 
     def run(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        plan = self.plan
-        params = [tuple(v if p is None else p(v) for k, p in plan for v in (r[k],)) for r in rows]
+        get, procs = self.get, self.procs
+        params: list[Any] = []
+        for r in rows:
+            values = get(r)  # a tuple in column order, taken in C
+            if procs:
+                out = list(values)
+                for i, p in procs:
+                    out[i] = p(out[i])
+                values = tuple(out)  # drivers take tuples (or dicts), not lists
+            params.append(values)
         if not self.multi:
             conn.exec_driver_sql(self.sql, params)
             return
         step = max(1, _SQLITE_VARIABLES // self.width)
         for i in range(0, len(params), step):
             chunk = params[i : i + step]
-            conn.exec_driver_sql(self.many(len(chunk)), tuple(v for t in chunk for v in t))
+            conn.exec_driver_sql(self.many(len(chunk)), tuple(itertools.chain.from_iterable(chunk)))
 
 
 _SQLITE_VARIABLES = 32766  # SQLITE_MAX_VARIABLE_NUMBER since 3.32
