@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
 from arena_core.ids import seed_for
@@ -124,11 +125,17 @@ class Match:
         self.policy = policy
         self.attempt = attempt
         self.turns: list[Turn] = []
-        self.rng = random.Random(seed_for(match_id, attempt))
         # Every recorded judge decision: (node, decision, view). `node` keys a leaf or comparison
         # (a turn index, say) for protocols that ask the judge more than once; None is the main one.
         self.decisions: list[tuple[int | None, Decision, JudgeView]] = []
         self.main: tuple[Decision, JudgeView] | None = None
+
+    @cached_property
+    def rng(self) -> random.Random:
+        """The match's own random stream, fixed by (match, attempt). Made on first use: seeding
+        a Mersenne Twister costs more than the rest of a fake match's setup, and most
+        protocols never draw from it. The stream is the same whenever it is made."""
+        return random.Random(seed_for(self.id, self.attempt))
 
     # --- what participants see ------------------------------------------------------------------
 
