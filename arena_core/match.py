@@ -335,7 +335,9 @@ class Match:
             latency=resp.latency,
             cost=resp.cost,
             # a quote check comes from the protocol's `shown` step only, never from an agent
-            meta={**{k: v for k, v in resp.meta.items() if k != QUOTE_CHECK}, **meta},
+            meta={**resp.meta, **meta}
+            if QUOTE_CHECK not in resp.meta
+            else {**{k: v for k, v in resp.meta.items() if k != QUOTE_CHECK}, **meta},
         )
         self.turns.append(turn)
         return turn
@@ -443,16 +445,16 @@ def default_options(item: Item, assignment: dict[str, int]) -> list[AnswerOption
     used: set[int] = set()
     for seat, idx in assignment.items():
         if idx not in used:
-            opts.append(AnswerOption(label="", text=item.answers[idx], index=idx, seat=seat))
+            label = chr(ord("A") + len(opts))
+            opts.append(AnswerOption(label=label, text=item.answers[idx], index=idx, seat=seat))
             used.add(idx)
     if len(opts) < 2:
         good, bad = item.debate_pair()
         for idx in (good, bad):
             if idx not in used:
-                opts.append(AnswerOption(label="", text=item.answers[idx], index=idx))
+                label = chr(ord("A") + len(opts))
+                opts.append(AnswerOption(label=label, text=item.answers[idx], index=idx))
                 used.add(idx)
-    for i, opt in enumerate(opts):
-        opt.label = chr(ord("A") + i)
     return opts
 
 
