@@ -196,3 +196,24 @@ def test_call_of_a_plain_awaitable() -> None:
         return await make_match().call("the call", fn)
 
     assert asyncio.run(go()) == 7
+
+
+def test_closing_a_waiting_call_closes_the_agents_coroutine() -> None:
+    """A match coroutine closed mid-call (its task dropped) closes the call too, as `await`
+    would: the agent's `finally` runs."""
+    closed: list[str] = []
+
+    async def fn(i: int) -> str:
+        try:
+            await asyncio.get_running_loop().create_future()
+        finally:
+            closed.append("agent")
+        return "never"
+
+    async def go() -> None:
+        pending = make_match().call("the call", fn)
+        pending.send(None)  # up to the agent's first wait
+        pending.close()
+
+    asyncio.run(go())
+    assert closed == ["agent"]
