@@ -11,8 +11,10 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+import types
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
 from arena_core.ids import seed_for
@@ -124,11 +126,17 @@ class Match:
         self.policy = policy
         self.attempt = attempt
         self.turns: list[Turn] = []
-        self.rng = random.Random(seed_for(match_id, attempt))
         # Every recorded judge decision: (node, decision, view). `node` keys a leaf or comparison
         # (a turn index, say) for protocols that ask the judge more than once; None is the main one.
         self.decisions: list[tuple[int | None, Decision, JudgeView]] = []
         self.main: tuple[Decision, JudgeView] | None = None
+
+    @cached_property
+    def rng(self) -> random.Random:
+        """The match's own random stream, fixed by (match, attempt). Made on first use: seeding
+        a Mersenne Twister costs more than the rest of a fake match's setup, and most
+        protocols never draw from it. The stream is the same whenever it is made."""
+        return random.Random(seed_for(self.id, self.attempt))
 
     # --- what participants see ------------------------------------------------------------------
 
@@ -190,14 +198,27 @@ class Match:
     async def _call(self, what: str, fn: Callable[[int], Awaitable[T]]) -> T:
         """Run `fn(try_number)` under the timeout; retry transient failures with backoff."""
         last: BaseException | None = None
+        loop = asyncio.get_running_loop()
         for i in range(self.policy.retries + 1):
             if i:
                 await asyncio.sleep(self.policy.wait(i, last))
             try:
+                deadline = loop.time() + self.policy.timeout
+                call = fn(i)
+                if type(call) is types.CoroutineType:
+                    # Take the call's first step here: one that finishes without waiting (an
+                    # in-process agent) returns before the event loop could have run a timer,
+                    # so a timeout can only apply from its first wait on, and is armed there,
+                    # for the same deadline. That saves a timer per call of a fake match.
+                    try:
+                        waiting = call.send(None)
+                    except StopIteration as done:
+                        return done.value
+                    call = _resume(call, waiting)
                 # `asyncio.timeout` runs `fn` in this task; `wait_for` (3.11) wraps it in a new
                 # one, an extra task and loop pass per call that 32 matches in step all pay.
-                async with asyncio.timeout(self.policy.timeout):
-                    return await fn(i)
+                async with asyncio.timeout_at(deadline):
+                    return await call
             except TimeoutError:
                 last = TimeoutError(f"{what} timed out after {self.policy.timeout:g}s")
             except (asyncio.CancelledError, StopRun):
@@ -314,7 +335,9 @@ class Match:
             latency=resp.latency,
             cost=resp.cost,
             # a quote check comes from the protocol's `shown` step only, never from an agent
-            meta={**{k: v for k, v in resp.meta.items() if k != QUOTE_CHECK}, **meta},
+            meta={**resp.meta, **meta}
+            if QUOTE_CHECK not in resp.meta
+            else {**{k: v for k, v in resp.meta.items() if k != QUOTE_CHECK}, **meta},
         )
         self.turns.append(turn)
         return turn
@@ -393,22 +416,45 @@ class Match:
         ]
 
 
+@types.coroutine
+def _resume(call: Any, waiting: Any) -> Generator[Any, Any, Any]:
+    """Go on with a coroutine whose first step was taken by hand (it yielded `waiting`), exactly
+    as `await` would have: PEP 380's expansion of `yield from`, less its first `send`. It runs
+    in the awaiting task, so the call's own timeouts and context variables are unchanged."""
+    while True:
+        try:
+            sent = yield waiting
+        except GeneratorExit:
+            call.close()
+            raise
+        except BaseException as exc:  # a cancellation (a timeout's, say) goes to the call
+            try:
+                waiting = call.throw(exc)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                waiting = call.send(sent)
+            except StopIteration as done:
+                return done.value
+
+
 def default_options(item: Item, assignment: dict[str, int]) -> list[AnswerOption]:
     """One option per argued answer, labelled A, B ... in seat order; unargued answers follow."""
     opts: list[AnswerOption] = []
     used: set[int] = set()
     for seat, idx in assignment.items():
         if idx not in used:
-            opts.append(AnswerOption(label="", text=item.answers[idx], index=idx, seat=seat))
+            label = chr(ord("A") + len(opts))
+            opts.append(AnswerOption(label=label, text=item.answers[idx], index=idx, seat=seat))
             used.add(idx)
     if len(opts) < 2:
         good, bad = item.debate_pair()
         for idx in (good, bad):
             if idx not in used:
-                opts.append(AnswerOption(label="", text=item.answers[idx], index=idx))
+                label = chr(ord("A") + len(opts))
+                opts.append(AnswerOption(label=label, text=item.answers[idx], index=idx))
                 used.add(idx)
-    for i, opt in enumerate(opts):
-        opt.label = chr(ord("A") + i)
     return opts
 
 

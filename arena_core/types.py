@@ -71,12 +71,15 @@ class TurnView(BaseModel):
     @classmethod
     def of(cls, turn: Turn) -> TurnView:
         """The view of a recorded turn: its shown text and the protocol's quote check."""
+        found = turn.meta.get(QUOTE_CHECK)
         return cls(
             seat=turn.seat,
             round=turn.round,
             phase=turn.phase,
             text=turn.shown,
-            quotes=quote_check(turn.meta),
+            # the dict as stored, validated into a fresh QuoteCheck as `quote_check` makes it,
+            # in the same validator call as the view (one a turn per view taken)
+            quotes=found if isinstance(found, dict) else None,
         )
 
 
