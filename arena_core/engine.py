@@ -668,6 +668,7 @@ def verdict_row(row: Claimed, node: int, v: Verdict) -> dict[str, Any]:
     }
 
 
+_LOOP_SHARE = 0.002  # s a task may play matches without letting the event loop run others
 _NOT_COUNTED = ("tournament", "protocol_name", "seed")  # no bearing on how many matches
 _PARSED_ITEMS = 1024  # parsed items kept per tournament (a page rarely spans more)
 
@@ -1083,7 +1084,10 @@ class Tournament:
                 last_flush = t
                 flushing = asyncio.create_task(flush())
 
+        passed = time.perf_counter()  # when a task last let the loop run others
+
         async def work() -> None:
+            nonlocal passed
             while (row := await claimer.next()) is not None:
                 writer.add(await self.play_one(row, agents, judge, policy))
                 maybe_flush()
@@ -1091,6 +1095,13 @@ class Tournament:
                 # starved thread); past a few groups, wait for it rather than hold them all.
                 if len(writer.buffer) >= 4 * max_buffer and flushing is not None:
                     await asyncio.wait([flushing])
+                # A match of in-process agents can finish without waiting once, and a task
+                # that never waits keeps the loop from everything else: the writes, the
+                # heartbeat, progress, the other tasks. So every few ms a task steps aside.
+                t = time.perf_counter()
+                if t - passed >= _LOOP_SHARE:
+                    passed = t
+                    await asyncio.sleep(0)
 
         async def beat() -> None:
             # From the event loop on purpose: a loop that hangs stops heartbeating, and its

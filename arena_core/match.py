@@ -8,11 +8,12 @@ decision into a verdict. Protocols therefore stay plain sequential async code.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 import random
 import time
 import types
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, TypeVar
@@ -292,7 +293,7 @@ class Match:
         if len(seats) == 1:  # sequential speeches: no gather, so no task per call
             resps = [await self.ask(seats[0], requests[seats[0]])]
         else:
-            resps = await asyncio.gather(*(self.ask(s, requests[s]) for s in seats))
+            resps = await together([self.ask(s, requests[s]) for s in seats])
         return [
             self.record(
                 s,
@@ -414,6 +415,49 @@ class Match:
             for node, d, v in self.decisions
             if node is not None
         ]
+
+
+async def together(calls: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
+    """`asyncio.gather(*calls)`, less a task for each call that finishes at its first step.
+
+    Each call's first step is taken here, in order and in its own copy of the context (as the
+    task gather would make runs it); a call that then waits goes on in a task in that context,
+    and only then is anything gathered. In-process agents (fakes, rule-based players) finish at
+    once, and two tasks and a gather were a sixth of a fake simultaneous debate's time. As with
+    gather, every call is started, the first failure (in seat order, among those that fail at
+    once) is raised, and calls still running go on. A call that raises a BaseException that is
+    not an Exception (a cancellation, KeyboardInterrupt) at its first step raises it at once:
+    the calls not started yet are closed, those waiting are cancelled.
+    """
+    loop = asyncio.get_running_loop()
+    futures: list[asyncio.Future[T]] = []
+    waiting_any = False
+    for n, call in enumerate(calls):
+        ctx = contextvars.copy_context()
+        done: asyncio.Future[T] = loop.create_future()
+        try:
+            waiting = ctx.run(call.send, None)
+        except StopIteration as finished:
+            done.set_result(finished.value)
+        except Exception as exc:
+            done.set_exception(exc)
+        except BaseException:
+            for later in calls[n + 1 :]:
+                later.close()
+            for f in futures:
+                f.cancel()
+            raise
+        else:
+            done = loop.create_task(_resume(call, waiting), context=ctx)
+            waiting_any = True
+        futures.append(done)
+    if waiting_any:
+        return list(await asyncio.gather(*futures))
+    failures = [f.exception() for f in futures]  # each read, as gather reads them
+    for exc in failures:
+        if exc is not None:
+            raise exc
+    return [f.result() for f in futures]
 
 
 @types.coroutine

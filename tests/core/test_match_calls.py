@@ -4,6 +4,7 @@ random stream, and a call's timeout, retries and cancellation whether or not the
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from arena_core.ids import seed_for
-from arena_core.match import CallFailed, CallPolicy, Match
+from arena_core.match import CallFailed, CallPolicy, Match, together
 from arena_core.types import Item
 
 
@@ -217,3 +218,142 @@ def test_closing_a_waiting_call_closes_the_agents_coroutine() -> None:
 
     asyncio.run(go())
     assert closed == ["agent"]
+
+
+# `together` is `asyncio.gather` for the speeches of a simultaneous round, minus a task for each
+# call that finishes at once: each property below is checked against gather itself.
+
+_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("_VAR", default="outer")
+
+
+async def _gathered(way: str, calls: list) -> list:  # type: ignore[type-arg]
+    if way == "gather":
+        return list(await asyncio.gather(*calls))
+    return await together(calls)
+
+
+@pytest.mark.parametrize("way", ["gather", "together"])
+def test_together_returns_in_order_whether_calls_wait_or_not(way: str) -> None:
+    async def now(x: int) -> int:
+        return x
+
+    async def later(x: int) -> int:
+        await asyncio.sleep(0.01 * x)
+        return x
+
+    async def main() -> list[int]:
+        return await _gathered(way, [later(3), now(1), later(1), now(2)])
+
+    assert asyncio.run(main()) == [3, 1, 1, 2]
+
+
+@pytest.mark.parametrize("way", ["gather", "together"])
+def test_together_starts_every_call_and_raises_the_first_failure(way: str) -> None:
+    started: list[str] = []
+
+    async def fail(name: str) -> None:
+        started.append(name)
+        raise ValueError(name)
+
+    async def fine(name: str) -> str:
+        started.append(name)
+        return name
+
+    async def main() -> None:
+        await _gathered(way, [fine("a"), fail("b"), fail("c"), fine("d")])
+
+    with pytest.raises(ValueError, match="b"):
+        asyncio.run(main())
+    assert started == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("way", ["gather", "together"])
+def test_together_gives_each_call_its_own_context(way: str) -> None:
+    seen: list[str] = []
+
+    async def setter(value: str, wait: bool) -> str:
+        _VAR.set(value)
+        if wait:
+            await asyncio.sleep(0)
+        seen.append(_VAR.get())
+        return _VAR.get()
+
+    async def main() -> tuple[list[str], str]:
+        out = await _gathered(way, [setter("a", False), setter("b", True), setter("c", False)])
+        return out, _VAR.get()
+
+    out, after = asyncio.run(main())
+    assert out == ["a", "b", "c"] and after == "outer"  # nothing leaks to the caller or siblings
+
+
+@pytest.mark.parametrize("way", ["gather", "together"])
+def test_cancelling_the_caller_cancels_the_calls_still_waiting(way: str) -> None:
+    cancelled: list[str] = []
+
+    async def slow(name: str) -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(name)
+            raise
+
+    async def quick() -> str:
+        return "q"
+
+    async def main() -> None:
+        task = asyncio.ensure_future(_gathered(way, [slow("x"), quick(), slow("y")]))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert sorted(cancelled) == ["x", "y"]
+
+
+def test_together_makes_no_task_for_calls_that_finish_at_once() -> None:
+    async def now(x: int) -> int:
+        return x
+
+    async def main() -> tuple[int, int]:
+        before = len(asyncio.all_tasks())
+        made: list[int] = []
+        loop = asyncio.get_running_loop()
+        factory = loop.get_task_factory()
+
+        def counting(loop_: asyncio.AbstractEventLoop, coro, **kw):  # type: ignore[no-untyped-def]
+            made.append(1)
+            return asyncio.Task(coro, loop=loop_, **kw)
+
+        loop.set_task_factory(counting)
+        try:
+            assert await together([now(1), now(2)]) == [1, 2]
+        finally:
+            loop.set_task_factory(factory)
+        return before, len(made)
+
+    _, made = asyncio.run(main())
+    assert made == 0
+
+
+@pytest.mark.parametrize("simultaneous", ["true", "false"])
+def test_matches_that_never_wait_still_let_the_run_write_as_it_goes(
+    write_config, ledger_url, simultaneous: str
+) -> None:
+    """In-process agents finish every call at its first step, so a match may never wait: the
+    engine must still give the loop to its writes (and heartbeat, progress) during the run,
+    not only at the end, or a crash would lose every finished match."""
+    from arena_core.config import load_config
+    from arena_core.engine import Tournament
+    from arena_core.ledger import Ledger
+    from arena_core.plugins import get_registry
+
+    path = write_config(limit=40, concurrency=8, protocol_options=f"simultaneous = {simultaneous}")
+    reg = get_registry()
+    t = Tournament(load_config(path, reg), reg)
+    seen: list[int] = []
+    summary = asyncio.run(
+        t.run(Ledger(ledger_url), progress=lambda s: seen.append(s.done + s.failed))
+    )
+    assert summary.done == 480
+    assert len(seen) >= 3 and seen[0] < 480  # written group by group, as the run went

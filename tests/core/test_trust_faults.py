@@ -29,6 +29,15 @@ def _run(tmp_path: Path, url: str, name: str = "t", limit: int = 4) -> int:
     return main(["run", str(cfg), "--ledger", url, "-q"])
 
 
+def _pages(db: Path) -> int:
+    con = sqlite3.connect(db)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return int(con.execute("PRAGMA page_count").fetchone()[0])
+    finally:
+        con.close()
+
+
 def _no_traceback(err: str) -> None:
     assert "Traceback" not in err and "OperationalError" not in err and "DatabaseError" not in err
 
@@ -42,15 +51,18 @@ def test_disk_full_is_exit_2_and_keeps_finished_matches(tmp_path, monkeypatch, c
     ledger = Ledger(url)
     Tournament(load_config(cfg, reg), reg).schedule(ledger)  # the schedule fits ...
     ledger.close()
-    con = sqlite3.connect(db)
-    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    pages = con.execute("PRAGMA page_count").fetchone()[0]
-    con.close()
+    pages = _pages(db)
+    # What the 480 results take, measured on a scratch ledger: the cap leaves room for three
+    # quarters of them, so the first write group (at most 256 matches, however fast the run)
+    # fits and the run still fills the disk before it ends.
+    scratch = tmp_path / "scratch.db"
+    assert _run(tmp_path, f"sqlite:///{scratch}", "big", limit=40) == 0
+    room = (_pages(scratch) - pages) * 3 // 4
     plain = ledger_store._sqlite_pragmas
 
-    def capped(dbapi_conn, record) -> None:  # ... and ~150 pages more of results
+    def capped(dbapi_conn, record) -> None:  # ... and room for 3/4 of the results
         plain(dbapi_conn, record)
-        dbapi_conn.execute(f"PRAGMA max_page_count={pages + 150}")
+        dbapi_conn.execute(f"PRAGMA max_page_count={pages + room}")
 
     monkeypatch.setattr(ledger_store, "_sqlite_pragmas", capped)
     capsys.readouterr()
