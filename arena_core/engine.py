@@ -574,9 +574,10 @@ class Claimer:
                 row = self.rows.popleft()
                 if (
                     len(self.rows) < self.batch // 2
+                    and (self._topping is None or self._topping.done())
                     and not self.lock.locked()
                     and not self.finished
-                ):
+                ):  # one top-up at a time: until it holds the lock, the lock looks free
                     self._topping = asyncio.create_task(self._top_up())
                 return row
             if self.finished:
