@@ -139,10 +139,11 @@ class DriverStatement:
     type's own bind processor (JSON, DateTime), taken from SQLAlchemy for this dialect, so what
     is stored is what Core would store. `where` maps key columns to the row keys holding them.
 
-    On SQLite the rows go as one multi-row statement (INSERT ... VALUES (..), (..); UPDATE ...
-    FROM (VALUES ...)) per chunk rather than an executemany: the sqlite3 module releases the GIL
-    at every row it steps, and the ledger thread then waited for the event loop's thread to hand
-    it back once per row. Postgres (psycopg pipelines executemany) keeps executemany.
+    On SQLite the rows go as multi-row statements (INSERT ... VALUES (..), (..); UPDATE ... FROM
+    (VALUES ...)) of `_ROWS_PER_STATEMENT` rows rather than one executemany: the sqlite3 module
+    releases the GIL at every row it steps, and the ledger thread then waited for the event
+    loop's thread to hand it back once per row. Postgres (psycopg pipelines executemany) keeps
+    executemany.
     """
 
     def __init__(
@@ -203,13 +204,20 @@ class DriverStatement:
         if not self.multi:
             conn.exec_driver_sql(self.sql, params)
             return
-        step = max(1, _SQLITE_VARIABLES // self.width)
-        for i in range(0, len(params), step):
-            chunk = params[i : i + step]
-            conn.exec_driver_sql(self.many(len(chunk)), tuple(itertools.chain.from_iterable(chunk)))
+        # Whole chunks of _ROWS_PER_STATEMENT rows, one SQL text, and the rest row by row: the
+        # sqlite3 module caches a prepared statement per distinct text, and one text per group
+        # size (a statement of hundreds of rows is a large program) grew the run by 100 MB.
+        whole = len(params) - len(params) % _ROWS_PER_STATEMENT
+        if whole:
+            sql = self.many(_ROWS_PER_STATEMENT)
+            for i in range(0, whole, _ROWS_PER_STATEMENT):
+                chunk = params[i : i + _ROWS_PER_STATEMENT]
+                conn.exec_driver_sql(sql, tuple(itertools.chain.from_iterable(chunk)))
+        if whole < len(params):
+            conn.exec_driver_sql(self.sql, params[whole:])
 
 
-_SQLITE_VARIABLES = 32766  # SQLITE_MAX_VARIABLE_NUMBER since 3.32
+_ROWS_PER_STATEMENT = 32  # under SQLite's 999-variable limit of old builds at 15 columns (480)
 
 
 def _json_text(value: Any) -> str:
