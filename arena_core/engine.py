@@ -155,16 +155,19 @@ class DriverStatement:
         where: dict[str, str] | None = None,
     ) -> None:
         q = dialect.identifier_preparer.quote
-        self.multi = dialect.name == "sqlite"
+        # UPDATE ... FROM came with SQLite 3.33 (2020); an older library updates row by row.
+        self.multi = dialect.name == "sqlite" and (
+            where is None or dialect.dbapi.sqlite_version_info >= (3, 33)
+        )
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         names = [*columns, *(where or {})]
-        self.width = len(names)
         row = f"({', '.join(mark for _ in names)})"
+        rows = ", ".join([row] * _ROWS_PER_STATEMENT)
         name = q(table.name)
         if where is None:
             head = f"INSERT INTO {name} ({', '.join(q(c) for c in columns)}) VALUES "
             self.sql = head + row
-            self.many = lambda n: head + ", ".join([row] * n)
+            self.sql_many = head + rows
             keys = list(columns)
         else:
             sets = ", ".join(f"{q(c)} = {mark}" for c in columns)
@@ -175,9 +178,7 @@ class DriverStatement:
             cond = " AND ".join(
                 f"{name}.{q(c)} = v.column{len(columns) + i + 1}" for i, c in enumerate(where)
             )
-            self.many = lambda n: (
-                f"UPDATE {name} SET {sets} FROM (VALUES {', '.join([row] * n)}) AS v WHERE {cond}"
-            )
+            self.sql_many = f"UPDATE {name} SET {sets} FROM (VALUES {rows}) AS v WHERE {cond}"
             keys = [*columns, *where.values()]
         procs = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
         if self.multi:  # SQLite stores JSON as the text json.dumps gives (SQLAlchemy's default)
@@ -208,11 +209,9 @@ class DriverStatement:
         # sqlite3 module caches a prepared statement per distinct text, and one text per group
         # size (a statement of hundreds of rows is a large program) grew the run by 100 MB.
         whole = len(params) - len(params) % _ROWS_PER_STATEMENT
-        if whole:
-            sql = self.many(_ROWS_PER_STATEMENT)
-            for i in range(0, whole, _ROWS_PER_STATEMENT):
-                chunk = params[i : i + _ROWS_PER_STATEMENT]
-                conn.exec_driver_sql(sql, tuple(itertools.chain.from_iterable(chunk)))
+        for i in range(0, whole, _ROWS_PER_STATEMENT):
+            chunk = params[i : i + _ROWS_PER_STATEMENT]
+            conn.exec_driver_sql(self.sql_many, tuple(itertools.chain.from_iterable(chunk)))
         if whole < len(params):
             conn.exec_driver_sql(self.sql, params[whole:])
 
