@@ -86,6 +86,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # Up to 64 MiB of pages per connection (SQLite's default is 2 MB): a million-match ledger
+    # is 400 MB, and claims and writes reach its rows by a hashed id, all over the file. With
+    # the default, CPU per match there was 1.23x that of a small ledger; 64 MiB cut it by 11%
+    # (measured: 1M scheduled, 50k played). A small ledger never fills it.
+    cur.execute("PRAGMA cache_size=-65536")
     cur.close()
 
 
