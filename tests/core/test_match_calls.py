@@ -356,4 +356,6 @@ def test_matches_that_never_wait_still_let_the_run_write_as_it_goes(
         t.run(Ledger(ledger_url), progress=lambda s: seen.append(s.done + s.failed))
     )
     assert summary.done == 480
-    assert len(seen) >= 3 and seen[0] < 480  # written group by group, as the run went
+    # Written as the run went: a first group before the end (without the fix, one write of
+    # all 480 at the end), however fast the machine makes the run.
+    assert len(seen) >= 2 and seen[0] < 480
