@@ -18,7 +18,6 @@ from arena_core.interfaces import DatasetSource, Protocol
 from arena_core.types import Item
 
 __all__ = [
-    "build_matches",
     "count_matches",
     "iter_matches",
     "match_id",
@@ -131,8 +130,8 @@ def iter_matches(
 ) -> Iterator[dict[str, Any]]:
     """Match rows (status pending) with their `order_key`, in generation order, built lazily.
 
-    `order_key` is each match's rank in the seeded interleaved order (`build_matches` gives the
-    rows sorted by it). Finding ranks needs every match's sort key, but not its row: a first
+    `order_key` is each match's rank in the seeded interleaved order (`Tournament.rows` gives
+    the rows sorted by it). Finding ranks needs every match's sort key, but not its row: a first
     pass keeps only the 12-byte id digest and the 8-byte key of each match (20 MB for a million
     matches, where the rows as dicts took over 2 GB), numpy ranks the keys, and a second pass
     builds each row as it is consumed. Ties keep generation order (a stable sort), as `sorted`
@@ -176,34 +175,3 @@ def iter_matches(
             "repetition": rep,
             "order_key": int(ranks[i]),
         }
-
-
-def build_matches(
-    *,
-    tournament: str,
-    protocol_name: str,
-    protocol: Protocol,
-    items: Sequence[Item],
-    players: Sequence[str],
-    kind: str,
-    red: str | None,
-    repetitions: int,
-    seed: int,
-) -> list[dict[str, Any]]:
-    """Every match row in schedule order, as a list (small tournaments, tests, SLURM slices);
-    the engine streams `iter_matches` instead."""
-    rows = list(
-        iter_matches(
-            tournament=tournament,
-            protocol_name=protocol_name,
-            protocol=protocol,
-            items=items,
-            players=players,
-            kind=kind,
-            red=red,
-            repetitions=repetitions,
-            seed=seed,
-        )
-    )
-    rows.sort(key=lambda r: r["order_key"])
-    return rows

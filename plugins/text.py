@@ -104,21 +104,10 @@ def _normalise_vector(text: str) -> tuple[str, Sequence[int], Sequence[int], Seq
     changes length, or a capital sigma, whose lowercase depends on its neighbours)."""
     import numpy as np
 
-    low = text.lower()
-    if len(low) != len(text) or "\u03a3" in text:
+    low = _lower_in_place(text)
+    if low is None:
         return None
-    if low.isascii():  # the common case: bytes.translate marks separators in C
-        codes = np.frombuffer(low.encode("ascii").translate(_ascii_table()), dtype=np.uint8)
-        alnum = codes != 32
-    else:
-        codes = np.frombuffer(low.encode("utf-32-le"), dtype=np.uint32)
-        ascii_ = codes < 128
-        alnum = np.zeros(len(codes), dtype=bool)
-        alnum[ascii_] = np.frombuffer(_ascii_table(), dtype=np.uint8)[codes[ascii_]] != 32
-        wide = codes[~ascii_].tolist()  # few distinct characters: ask Python about each once
-        verdict = {c: chr(c).isalnum() for c in set(wide)}
-        alnum[~ascii_] = [verdict[c] for c in wide]
-        codes = np.where(alnum, codes, 32).astype(np.uint32)
+    codes, alnum = _separated(low)
     # Keep every alphanumeric and the first separator after each run; drop a trailing one.
     keep = alnum.copy()
     keep[1:] |= alnum[:-1]
@@ -134,16 +123,6 @@ def _normalise_vector(text: str) -> tuple[str, Sequence[int], Sequence[int], Seq
     if word.size and word[-1]:
         edges = np.concatenate((edges, [word.size]))
     return norm, index, edges[0::2], edges[1::2]
-
-
-_TABLE: list[bytes] = []
-
-
-def _ascii_table() -> bytes:
-    """bytes.translate table: each ASCII alphanumeric to itself, anything else to a space."""
-    if not _TABLE:
-        _TABLE.append(bytes(c if chr(c).isalnum() and c < 128 else 32 for c in range(256)))
-    return _TABLE[0]
 
 
 @lru_cache(maxsize=128)
@@ -206,19 +185,38 @@ def _spaced_form(passage: str) -> str | None:
     None where that cannot match `_normalise` (a lowercase of another length, a capital sigma)."""
     if passage.isascii():
         return passage.encode("ascii").translate(_SPACED_ASCII).decode("ascii")
-    low = passage.lower()
-    if len(low) != len(passage) or "\u03a3" in passage:
+    low = _lower_in_place(passage)
+    if low is None:
         return None
+    codes, _ = _separated(low)
+    return codes.tobytes().decode("utf-32-le")
+
+
+def _lower_in_place(text: str) -> str | None:
+    """`text.lower()` where it keeps every character at its index and lowercases each on its
+    own, as `_normalise` does; None otherwise (a lowercase of another length, or a capital
+    sigma, whose lowercase depends on its neighbours)."""
+    low = text.lower()
+    return None if len(low) != len(text) or "\u03a3" in text else low
+
+
+def _separated(low: str) -> tuple[Any, Any]:
+    """A lowercased text as a numpy array of its characters with every non-alphanumeric one a
+    space (32), and the mask of the alphanumerics: bytes for ASCII (one bytes.translate), else
+    UTF-32 code points, asking Python about each distinct non-ASCII character once."""
     import numpy as np
 
+    if low.isascii():
+        codes = np.frombuffer(low.encode("ascii").translate(_SPACED_ASCII), dtype=np.uint8)
+        return codes, codes != 32
     codes = np.frombuffer(low.encode("utf-32-le"), dtype=np.uint32)
     alnum = np.frombuffer(_SPACED_ASCII, dtype=np.uint8)[np.minimum(codes, 255)] != 32
     wide = codes >= 128
-    if wide.any():  # few distinct characters: ask Python about each once
+    if wide.any():
         chars = codes[wide].tolist()
         verdict = {c: chr(c).isalnum() for c in set(chars)}
         alnum[wide] = [verdict[c] for c in chars]
-    return np.where(alnum, codes, 32).astype(np.uint32).tobytes().decode("utf-32-le")
+    return np.where(alnum, codes, 32).astype(np.uint32), alnum
 
 
 # Places `_find_words` checks word by word before it hands the quote to the normalised passage:

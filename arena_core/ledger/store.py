@@ -415,6 +415,11 @@ def claimed_rows(conn: Connection, result: Iterable[Any]) -> list[Claimed]:
     for r in result:
         m = r._mapping
         rows.append(Claimed(*(m[f] for f in _CLAIMED_FIELDS)))
+    return fill_items(conn, rows)
+
+
+def fill_items(conn: Connection, rows: list[Claimed]) -> list[Claimed]:
+    """Give each row that references a stored item its snapshot (shared, from the cache)."""
     found = load_items(conn, {r.item_key for r in rows if r.item_key is not None and not r.item})
     for r in rows:
         if r.item_key is not None and not r.item:
@@ -433,7 +438,7 @@ def _fill_item(target: MatchRow, context: Any) -> None:
 def split_items(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Match rows with their item snapshots replaced by keys, and the snapshots by key.
 
-    Rows of one item share one snapshot object (schedule.build_matches), so each is hashed once.
+    Rows of one item share one snapshot object (schedule.iter_matches), so each is hashed once.
     """
     keys: dict[int, str] = {}
     items: dict[str, Any] = {}
@@ -860,11 +865,7 @@ class Ledger:
                         created_at=created[made],
                     )
                 )
-            keys = {r.item_key for r in rows if r.item_key is not None and not r.item}
-            found = load_items(conn, keys)
-        for r in rows:
-            if r.item_key is not None and not r.item:
-                r.item = found.get(r.item_key)
+            fill_items(conn, rows)
         rows.sort(key=lambda r: (r.order_key, r.id))
         return rows
 
